@@ -1,0 +1,131 @@
+"""The one UI helper module: model picking, cached probe runs with progress, error boxes, exports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import streamlit as st
+
+from cache import ResultStore, RunKey, StoredRun, StoreError, payload_from
+from probes.models import EMBEDDED_MODEL_NAME, ModelLoadError, ModelSpec, describe, load_model, model_identity
+
+SPEC_STATE_KEY = "model_spec"
+USER_ERRORS = (ModelLoadError, StoreError, ValueError, MemoryError)
+
+
+def current_spec() -> ModelSpec:
+    return st.session_state.get(SPEC_STATE_KEY) or ModelSpec(name=EMBEDDED_MODEL_NAME)
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=4)
+def _load_cached(name: str, revision: str | None, device: str, dtype: str, trust_remote_code: bool):
+    return load_model(ModelSpec(name, revision, device, dtype, trust_remote_code))
+
+
+def get_model(spec: ModelSpec | None = None):
+    """The loaded model for `spec` (default: the sidebar's), cached per id, revision, device and dtype."""
+    spec = spec or current_spec()
+    return _load_cached(spec.name, spec.revision, spec.device, spec.dtype, spec.trust_remote_code)
+
+
+@st.cache_resource
+def get_store() -> ResultStore:
+    return ResultStore()
+
+
+def show_store_notice() -> None:
+    notice = get_store().notice
+    if notice:
+        st.warning(notice)
+
+
+def run_key(probe: str, version: str, config: object, input_digest: str | None = None, spec: ModelSpec | None = None):
+    return RunKey.build(probe, version, model_identity(spec or current_spec()), config, input_digest)
+
+
+def cached_run(
+    probe: str,
+    version: str,
+    config: object,
+    compute: Callable[[object, Callable[[float, str], None]], object],
+    input_digest: str | None = None,
+    spec: ModelSpec | None = None,
+    label: str = "Running probe",
+) -> StoredRun | None:
+    """Serve a probe run from the store, or compute it with a progress bar; user errors become one message."""
+    spec = spec or current_spec()
+    try:
+        key = run_key(probe, version, config, input_digest, spec)
+        store = get_store()
+        found = store.get(key)
+        if found is not None:
+            return found
+        model = get_model(spec)
+        placement = describe(spec)
+        bar = st.progress(0.0, text=label)
+
+        def progress(fraction: float, message: str = "") -> None:
+            bar.progress(max(0.0, min(1.0, fraction)), text=f"{label}: {message}" if message else label)
+
+        run = store.get_or_compute(
+            key, lambda: payload_from(compute(model, progress), placement["device"], placement["dtype"])
+        )
+        bar.empty()
+        return run
+    except USER_ERRORS as error:
+        show_error(error)
+        return None
+
+
+def cached_lookup(probe: str, version: str, config: object, input_digest: str | None = None) -> StoredRun | None:
+    """The stored run for these inputs, without computing anything."""
+    try:
+        return get_store().get(run_key(probe, version, config, input_digest))
+    except USER_ERRORS as error:
+        show_error(error)
+        return None
+
+
+def show_error(error: BaseException) -> None:
+    if isinstance(error, MemoryError):
+        st.error("Out of memory: try a smaller model, shorter inputs or fewer items.")
+    else:
+        st.error(" ".join(str(error).split()) or type(error).__name__)
+
+
+def about_box(what: str, source: str, deviations: str | None = None) -> None:
+    """The 'what am I looking at' box every page opens with."""
+    with st.expander("About this probe", expanded=False):
+        st.markdown(what)
+        st.caption(f"Source: {source}")
+        if deviations:
+            st.info(f"How this differs from the paper: {deviations}")
+
+
+def export_buttons(run: StoredRun, key_prefix: str = "export") -> None:
+    """Download the run's tables (CSV or Parquet, zipped with provenance)."""
+    store = get_store()
+    short = run.run_id[:12]
+    left, right = st.columns(2)
+    left.download_button(
+        "Export CSV",
+        data=store.export_zip(run.run_id, "csv"),
+        file_name=f"{run.probe}-{short}-csv.zip",
+        mime="application/zip",
+        key=f"{key_prefix}-csv-{short}",
+    )
+    right.download_button(
+        "Export Parquet",
+        data=store.export_zip(run.run_id, "parquet"),
+        file_name=f"{run.probe}-{short}-parquet.zip",
+        mime="application/zip",
+        key=f"{key_prefix}-parquet-{short}",
+    )
+
+
+def run_caption(run: StoredRun) -> None:
+    source = "served from the cache" if run.cached else f"computed in {run.duration_s:.1f} s"
+    st.caption(
+        f"Run `{run.run_id[:12]}` on {run.model_id}{'@' + run.revision if run.revision else ''} · {source} · "
+        f"{run.device or '?'} / {run.dtype or '?'} · created {run.created_at:%Y-%m-%d %H:%M} UTC"
+    )

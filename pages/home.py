@@ -1,0 +1,69 @@
+"""Home: the embedded model's card and the run history from the result store."""
+
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from pages.common import export_buttons, get_store, run_caption, show_error, show_store_notice
+from probes.models import EMBEDDED_MODEL_DIR
+
+st.title("AssocLens")
+st.markdown(
+    "Explore how language models behave with four probes, each grounded in a published finding: "
+    "**induction heads**, **associative steering (FlexAC)**, **poisoned context (Rescorla-Wagner)** and "
+    "**optimizer spectra (Muon vs Adam)**. Pick a model in the sidebar, open a probe in the navigation; "
+    "every result is cached and listed below."
+)
+show_store_notice()
+
+card = EMBEDDED_MODEL_DIR / "MODEL_CARD.md"
+with st.expander("The embedded model (organism)", expanded=False):
+    if card.is_file():
+        st.markdown(card.read_text())
+    else:
+        st.warning("The trained organism is not present: the default model is an untrained random stand-in.")
+
+st.header("Run history")
+store = get_store()
+try:
+    runs = store.list_runs()
+except Exception as error:  # a locked or unreadable database must not take the page down
+    show_error(error)
+    st.stop()
+
+if runs.empty:
+    st.info("No runs yet. Open a probe page: its default run on the embedded model takes seconds.")
+    st.stop()
+
+left, right = st.columns(2)
+probe_filter = left.multiselect("Probe", sorted(runs["probe"].unique()), key="history_probe")
+model_filter = right.multiselect("Model", sorted(runs["model_id"].unique()), key="history_model")
+shown = runs[
+    (runs["probe"].isin(probe_filter) if probe_filter else True)
+    & (runs["model_id"].isin(model_filter) if model_filter else True)
+]
+st.dataframe(
+    shown.drop(columns=["config_json"]).assign(run_id=shown["run_id"].str[:12]),
+    hide_index=True,
+    width="stretch",
+)
+
+labels = {row.run_id: f"{row.run_id[:12]} · {row.probe} · {row.model_id} · {row.created_at:%Y-%m-%d %H:%M}"
+          for row in shown.itertuples()}
+selected = st.selectbox("Open a run", list(labels), format_func=labels.get, index=None, key="history_open")
+if selected:
+    run = store.load(selected)
+    run_caption(run)
+    st.subheader("Summary")
+    st.json(run.summary, expanded=False)
+    st.subheader("Configuration and provenance")
+    st.code(json.dumps(run.provenance(), indent=2, default=str), language="json")
+    for name, frame in run.tables.items():
+        st.markdown(f"**Table `{name}`** ({len(frame)} rows)")
+        st.dataframe(frame.head(200), hide_index=True, width="stretch")
+    export_buttons(run, key_prefix="history")
+    if st.button("Delete this run", type="secondary", key="history_delete"):
+        store.delete(selected)
+        st.rerun()

@@ -1,0 +1,6 @@
+"""Induction heads page (placeholder until the probe lands; shows no results)."""
+
+import streamlit as st
+
+st.title("Induction heads")
+st.info("This probe is not built yet. No results are shown until it is.")

@@ -1,0 +1,173 @@
+"""The command-line entry: wires probes to the result store.
+
+Each module in this package exposes `register(subparsers)`, adding its commands; a command's handler takes the
+parsed arguments and returns a JSON-able dict (printed as exactly one JSON object with `--json`, as readable text
+otherwise). Errors a user can cause raise `UserError` (or `ModelLoadError`/`StoreError`) and end the process with
+exit code 2 and one line on stderr. Progress goes to stderr through tqdm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import pkgutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+from cache import ResultStore, RunKey, StoredRun, StoreError, payload_from
+from probes.models import EMBEDDED_MODEL_NAME, ModelLoadError, ModelSpec, describe, load_model, model_identity
+
+
+class UserError(RuntimeError):
+    """Bad input from the command line or an input file; the message is shown as is."""
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=EMBEDDED_MODEL_NAME, help="Hugging Face name, local folder, or 'organism'")
+    parser.add_argument("--revision", default=None, help="hub revision (e.g. step1000) or local revision folder")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
+    parser.add_argument("--trust-remote-code", action="store_true", help="allow code from the model's repository")
+
+
+def add_output_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    parser.add_argument("--db", default=None, help="result database path (default: $ASSOCLENS_DB or .assoclens/)")
+    parser.add_argument("--no-cache", action="store_true", help="recompute even when a cached run exists")
+
+
+def spec_from_args(args: argparse.Namespace) -> ModelSpec:
+    return ModelSpec(
+        name=args.model,
+        revision=args.revision,
+        device=args.device,
+        dtype=args.dtype,
+        trust_remote_code=args.trust_remote_code,
+    )
+
+
+def store_from_args(args: argparse.Namespace) -> ResultStore:
+    store = ResultStore(getattr(args, "db", None))
+    if store.notice:
+        print(store.notice, file=sys.stderr)
+    return store
+
+
+@contextlib.contextmanager
+def quiet_stdout() -> Iterator[None]:
+    """Libraries sometimes print to stdout; keep stdout for the one JSON object."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+def tqdm_progress(description: str) -> tuple[Callable[[float, str], None], Callable[[], None]]:
+    """A progress callback (fraction in [0, 1], message) drawing a tqdm bar on stderr, and its closer."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=1000, desc=description, file=sys.stderr, leave=False, disable=not sys.stderr.isatty())
+
+    def update(fraction: float, message: str = "") -> None:
+        bar.n = int(max(0.0, min(1.0, fraction)) * 1000)
+        if message:
+            bar.set_postfix_str(message, refresh=False)
+        bar.refresh()
+
+    return update, bar.close
+
+
+def run_probe(
+    args: argparse.Namespace,
+    probe: str,
+    version: str,
+    config: object,
+    compute: Callable[[object, Callable[[float, str], None]], object],
+    input_digest: str | None = None,
+    spec: ModelSpec | None = None,
+) -> StoredRun:
+    """Load the model named by the arguments, then serve `probe` from the store or compute and store it.
+
+    `compute(model, progress)` returns a probe result with `to_tables()` and `summary()`.
+    """
+    spec = spec or spec_from_args(args)
+    store = store_from_args(args)
+    key = RunKey.build(probe, version, model_identity(spec), config, input_digest)
+    if not args.no_cache and (found := store.get(key)) is not None:
+        return found
+    model = load_model(spec)
+    placement = describe(spec)
+    progress, close = tqdm_progress(probe)
+    started = time.perf_counter()
+    try:
+        result = compute(model, progress)
+    finally:
+        close()
+    payload = payload_from(result, placement["device"], placement["dtype"])
+    return store.put(key, payload, duration_s=time.perf_counter() - started)
+
+
+def emit(result: dict, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(result, default=_json_default) + "\n")
+        return
+    for key, value in result.items():
+        text = json.dumps(value, default=_json_default) if isinstance(value, dict | list) else value
+        print(f"{key}: {text}")
+
+
+def _json_default(value: object) -> object:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m probes", description="AssocLens probes, headless.")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for module_info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        with quiet_stdout():
+            result = args.handler(args)
+    except (UserError, ModelLoadError, StoreError, FileNotFoundError, ValueError) as error:
+        print(f"error: {_one_line(error)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("error: out of memory; try a smaller model, shorter inputs or a smaller batch", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing partial was stored", file=sys.stderr)
+        return 130
+    emit(result, args.json)
+    return 0
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    return " ".join(text.split())[:500]
+
+
+__all__ = [
+    "UserError",
+    "add_model_args",
+    "add_output_args",
+    "emit",
+    "main",
+    "run_probe",
+    "spec_from_args",
+    "store_from_args",
+    "tqdm_progress",
+]

@@ -1,0 +1,265 @@
+"""The one place that loads language models.
+
+Any Hugging Face causal LM (hub name or local folder) goes through TransformerLens 4's
+`TransformerBridge.boot_transformers`; the embedded organism in `models/organism` takes exactly the same path.
+Errors a user can cause (unknown name, no network, gated model, too little memory, remote code) raise
+`ModelLoadError` with one clear sentence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EMBEDDED_MODEL_DIR = REPO_ROOT / "models" / "organism"
+EMBEDDED_MODEL_NAME = "organism"  # short alias users can type instead of the folder path
+PLACEHOLDER_MODEL_DIR = REPO_ROOT / ".assoclens" / "untrained-placeholder"  # used only while the organism is absent
+LOCAL_REVISIONS_DIR = "revisions"  # a local folder's revision R lives in <folder>/revisions/<R>
+MEMORY_HEADROOM = 1.3  # weights plus activations, optimizer-free inference
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded for a reason the user can act on."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to load: a Hugging Face name or local folder, plus where and how."""
+
+    name: str = EMBEDDED_MODEL_NAME  # hub id ("EleutherAI/pythia-70m"), local path, or "organism"
+    revision: str | None = None  # hub branch/tag/commit ("step1000"); for local folders a subfolder
+    device: str = "auto"  # "auto" picks cuda, then mps, then cpu
+    dtype: str = "auto"  # "auto": bfloat16 on GPU, float32 on CPU
+    trust_remote_code: bool = False  # only when the user explicitly asks
+
+
+def resolve_device(preference: str = "auto") -> str:
+    if preference != "auto":
+        return preference
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def resolve_dtype(device: str, preference: str = "auto") -> torch.dtype:
+    if preference == "auto":
+        return torch.float32 if device == "cpu" else torch.bfloat16
+    if preference not in DTYPES:
+        raise ModelLoadError(f"Unknown dtype {preference!r}; choose one of {', '.join(DTYPES)}.")
+    return DTYPES[preference]
+
+
+def local_folder(spec: ModelSpec) -> Path | None:
+    """The folder holding the weights when the spec names a local model (revision applied), else None."""
+    if spec.name == EMBEDDED_MODEL_NAME:
+        base = embedded_model_dir()
+    else:
+        base = Path(spec.name).expanduser()
+        if not base.is_dir():
+            return None
+    if spec.revision:
+        revision_dir = base / LOCAL_REVISIONS_DIR / spec.revision
+        if not revision_dir.is_dir():
+            available = ", ".join(local_revisions(base)) or "none"
+            raise ModelLoadError(
+                f"Local model {base} has no revision {spec.revision!r} (available: {available})."
+            )
+        return revision_dir
+    return base
+
+
+def local_revisions(folder: Path) -> list[str]:
+    """Revision names saved under a local model folder, sorted by the step number they contain."""
+    revisions_dir = folder / LOCAL_REVISIONS_DIR
+    if not revisions_dir.is_dir():
+        return []
+    names = [p.name for p in revisions_dir.iterdir() if (p / "config.json").is_file()]
+    return sorted(names, key=_step_number)
+
+
+def _step_number(name: str) -> tuple[int, str]:
+    digits = re.findall(r"\d+", name)
+    return (int(digits[-1]) if digits else -1, name)
+
+
+def folder_digest(folder: Path) -> str:
+    """sha256 over the names and bytes of a local model's weight, config and tokenizer files."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix in {".json", ".safetensors", ".bin", ".model", ".txt"}:
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def model_identity(spec: ModelSpec) -> dict[str, str | None]:
+    """What identifies the weights for the cache key: id, revision, and a content hash for local folders."""
+    folder = local_folder(spec)
+    model_id = spec.name if spec.name == EMBEDDED_MODEL_NAME or folder is None else str(Path(spec.name))
+    return {
+        "model_id": model_id,
+        "revision": spec.revision,
+        "content_digest": folder_digest(folder) if folder is not None else None,
+    }
+
+
+def _config_dict(spec: ModelSpec) -> dict:
+    folder = local_folder(spec)
+    if folder is not None:
+        config_path = folder / "config.json"
+        if not config_path.is_file():
+            raise ModelLoadError(f"{folder} is not a model folder: it has no config.json.")
+        return json.loads(config_path.read_text())
+    from transformers import AutoConfig
+
+    if not _cached_on_disk(spec) and not hub_reachable():
+        raise ModelLoadError(
+            f"Could not reach the Hugging Face hub to fetch {spec.name} (no network?) and it is not cached locally."
+        )
+    try:
+        config = AutoConfig.from_pretrained(
+            spec.name, revision=spec.revision, trust_remote_code=spec.trust_remote_code
+        )
+    except Exception as error:  # transformers raises many types for the same user mistakes
+        raise ModelLoadError(_explain_hub_error(spec, error)) from None
+    return config.to_dict()
+
+
+def _cached_on_disk(spec: ModelSpec) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(spec.name, "config.json", revision=spec.revision)
+    except Exception:
+        return False
+    return isinstance(found, str)
+
+
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """One quick TCP connect, so a machine without network gets an answer in seconds, not after retries."""
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return False
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    host = endpoint.split("://", 1)[-1].split("/", 1)[0]
+    try:
+        socket.create_connection((host, 443), timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
+
+
+def estimate_parameter_count(config: dict) -> int:
+    """Parameters of a decoder-only transformer from its config (embeddings, attention, MLP)."""
+    d_model = config.get("hidden_size") or config.get("n_embd") or config.get("d_model") or 0
+    n_layers = config.get("num_hidden_layers") or config.get("n_layer") or config.get("num_layers") or 0
+    vocab = config.get("vocab_size") or 0
+    d_mlp = config.get("intermediate_size") or config.get("n_inner") or 4 * d_model
+    mlp_matrices = 3 if config.get("model_type") in {"llama", "mistral", "qwen2", "qwen3", "gemma"} else 2
+    per_layer = 4 * d_model * d_model + mlp_matrices * d_model * d_mlp
+    tied = config.get("tie_word_embeddings", True)
+    return n_layers * per_layer + vocab * d_model * (1 if tied else 2)
+
+
+def estimate_weight_bytes(spec: ModelSpec) -> int:
+    """Bytes the weights need at the dtype they will be loaded in."""
+    device = resolve_device(spec.device)
+    bytes_per_param = torch.tensor([], dtype=resolve_dtype(device, spec.dtype)).element_size()
+    return estimate_parameter_count(_config_dict(spec)) * bytes_per_param
+
+
+def available_memory_bytes(device: str) -> int:
+    if device.startswith("cuda"):
+        free, _total = torch.cuda.mem_get_info()
+        return free * max(1, torch.cuda.device_count())
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def check_fits(spec: ModelSpec) -> None:
+    """Refuse before loading when the weights (with headroom) exceed the free memory of the device."""
+    device = resolve_device(spec.device)
+    needed = estimate_weight_bytes(spec) * MEMORY_HEADROOM
+    available = available_memory_bytes(device)
+    if needed > available:
+        raise ModelLoadError(
+            f"{spec.name} needs about {needed / 2**30:.1f} GiB on {device} but only "
+            f"{available / 2**30:.1f} GiB is free; pick a smaller model or another device."
+        )
+
+
+def _explain_hub_error(spec: ModelSpec, error: Exception) -> str:
+    text = f"{type(error).__name__}: {error}"
+    lowered = text.lower()
+    if "trust_remote_code" in lowered or "remote code" in lowered:
+        return f"{spec.name} needs custom code from its repository; turn on 'trust remote code' to allow it."
+    if "gated" in lowered or "401" in lowered or "403" in lowered:
+        return f"{spec.name} is gated or private; log in with a Hugging Face token that has access."
+    if "revision" in lowered and spec.revision:
+        return f"{spec.name} has no revision {spec.revision!r}."
+    if any(word in lowered for word in ("connection", "offline", "resolve", "network", "timed out")):
+        return f"Could not reach the Hugging Face hub to fetch {spec.name} (no network?) and it is not cached locally."
+    if "not a valid model identifier" in lowered or "404" in lowered or "does not appear" in lowered:
+        return f"No model named {spec.name!r} on the Hugging Face hub or on disk."
+    first_line = text.splitlines()[0][:300]
+    return f"Could not load {spec.name}: {first_line}"
+
+
+def load_model(spec: ModelSpec):
+    """Load a causal LM as a TransformerBridge on the resolved device and dtype, in eval mode."""
+    from transformer_lens.model_bridge import TransformerBridge
+
+    check_fits(spec)
+    device = resolve_device(spec.device)
+    dtype = resolve_dtype(device, spec.dtype)
+    folder = local_folder(spec)
+    if folder is not None and not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin")):
+        raise ModelLoadError(f"{folder} has a config but no weight files (*.safetensors or *.bin).")
+    placement = {"device_map": "auto"} if device == "cuda" and torch.cuda.device_count() > 1 else {"device": device}
+    try:
+        bridge = TransformerBridge.boot_transformers(
+            str(folder) if folder is not None else spec.name,
+            dtype=dtype,
+            trust_remote_code=spec.trust_remote_code,
+            revision=None if folder is not None else spec.revision,
+            **placement,
+        )
+    except ModelLoadError:
+        raise
+    except Exception as error:
+        raise ModelLoadError(_explain_hub_error(spec, error)) from None
+    bridge.eval()
+    return bridge
+
+
+def embedded_model_dir() -> Path:
+    """The trained organism's folder; until it exists, a tiny untrained stand-in created on first use."""
+    if (EMBEDDED_MODEL_DIR / "config.json").is_file():
+        return EMBEDDED_MODEL_DIR
+    if not (PLACEHOLDER_MODEL_DIR / "config.json").is_file():
+        from probes.tiny import save_tiny_model
+
+        save_tiny_model(PLACEHOLDER_MODEL_DIR, note="UNTRAINED placeholder: random weights, not the organism")
+    return PLACEHOLDER_MODEL_DIR
+
+
+def describe(spec: ModelSpec) -> dict[str, str]:
+    """Human-readable placement for the sidebar: resolved device and dtype."""
+    device = resolve_device(spec.device)
+    return {"device": device, "dtype": str(resolve_dtype(device, spec.dtype)).removeprefix("torch.")}
