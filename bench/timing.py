@@ -1,0 +1,94 @@
+"""Measurement helpers shared by the benchmark cases: median wall time and peak memory of a callable."""
+
+from __future__ import annotations
+
+import gc
+import resource
+import statistics
+import threading
+import time
+from collections.abc import Callable
+
+import torch
+
+
+def synchronize() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def median_seconds(work: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
+    """Median wall time of `work()` over `repeats` runs after `warmup` untimed runs."""
+    for _ in range(warmup):
+        work()
+    synchronize()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        work()
+        synchronize()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize()
+
+
+def peak_extra_mb(work: Callable[[], object]) -> float:
+    """Peak memory `work()` adds above what was in use when it started: CUDA allocator peak on GPU, else RSS
+    sampled every millisecond (CPU allocators give no exact peak; the sampling can miss very short spikes)."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        work()
+        synchronize()
+        return (torch.cuda.max_memory_allocated() - before) / 2**20
+    before = _rss_bytes()
+    peak = before
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _rss_bytes())
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        work()
+    finally:
+        done.set()
+        sampler.join()
+    return max(0.0, (max(peak, _rss_bytes()) - before) / 2**20)
+
+
+def comparison_row(
+    name: str,
+    probe: Callable[[], object],
+    baseline: Callable[[], object],
+    repeats: int,
+    target: str | None = None,
+    higher_is_better: bool = False,
+) -> dict:
+    """One benchmark row: probe vs baseline medians measured side by side in this run, and their ratio.
+
+    `ratio` is probe_s / baseline_s (lower is better) unless `higher_is_better`, where it is
+    baseline_s / probe_s (a throughput ratio, e.g. items/s of the probe over items/s of the baseline).
+    """
+    probe_s = median_seconds(probe, repeats)
+    baseline_s = median_seconds(baseline, repeats)
+    ratio = baseline_s / probe_s if higher_is_better else probe_s / baseline_s
+    return {
+        "name": name,
+        "ratio": ratio,
+        "probe_s": probe_s,
+        "baseline_s": baseline_s,
+        "probe_peak_mb": peak_extra_mb(probe),
+        "baseline_peak_mb": peak_extra_mb(baseline),
+        "repeats": repeats,
+        "target": target,
+    }
