@@ -1,0 +1,65 @@
+"""Browser fixtures: one real `streamlit run app.py` per test session, driven by Debian's headless Chromium.
+
+The server gets its own result database (a temp `ASSOCLENS_DB`) and a free localhost port; it is killed at the end
+of the session. Without `chromium` or Playwright the tests skip, unless `ASSOCLENS_REQUIRE_BROWSER=1` (set by
+`.ci/run`), where they fail instead. Screenshots go to `artifacts/screenshots/`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import CHROMIUM_ARGS, PAGE_TIMEOUT_MS, AppServer, browser_unavailable, start_server, stop_server
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def chromium_executable() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        browser_unavailable("Debian's chromium is not installed (apt-get install -y chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        browser_unavailable("Playwright is not installed (pip install -r requirements-dev.txt)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def app_server(chromium_executable: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    folder = tmp_path_factory.mktemp("e2e-server")
+    server = start_server(folder / "results.duckdb", folder / "streamlit.log")
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_executable: str):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium_executable, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser, app_server: AppServer):
+    """A fresh browser context (its own Streamlit session) per test."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(PAGE_TIMEOUT_MS)
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+

@@ -1,0 +1,163 @@
+"""Helpers for the browser tests: start/stop the app server, wait for Streamlit, screenshots."""
+
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT_DIR = REPO_ROOT / "artifacts" / "screenshots"
+REQUIRE_BROWSER_ENV = "ASSOCLENS_REQUIRE_BROWSER"
+SERVER_START_TIMEOUT_S = 90
+PAGE_TIMEOUT_MS = 120_000  # first visit computes on CPU (model load plus the default run)
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"]
+PAGE_PATHS = {"home": "", "induction": "induction", "steering": "steering", "poisoned": "poisoned", "spectra": "spectra"}
+
+
+def browser_unavailable(reason: str) -> None:
+    """Skip, or fail when the environment demands the browser tests run (CI)."""
+    if os.environ.get(REQUIRE_BROWSER_ENV) == "1":
+        pytest.fail(f"{reason} ({REQUIRE_BROWSER_ENV}=1, so the browser tests must run)", pytrace=False)
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class AppServer:
+    url: str
+    db_path: Path
+    log_path: Path
+    process: subprocess.Popen
+
+    def page_url(self, page: str) -> str:
+        return f"{self.url}/{PAGE_PATHS.get(page, page)}"
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            return response.status == 200 and response.read().strip() == b"ok"
+    except OSError:
+        return False
+
+
+def start_server(db_path: Path, log_path: Path, extra_env: dict[str, str] | None = None) -> AppServer:
+    """`streamlit run app.py` on a free port, waiting for `/_stcore/health`."""
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        ASSOCLENS_DB=str(db_path),
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_VERBOSITY="error",
+        TOKENIZERS_PARALLELISM="false",
+        OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "2"),
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra_env or {})
+    command = [
+        sys.executable, "-m", "streamlit", "run", "app.py",
+        "--server.address", "127.0.0.1",
+        "--server.port", str(port),
+        "--server.headless", "true",
+        "--server.fileWatcherType", "none",
+        "--server.runOnSave", "false",
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    log = open(log_path, "wb")  # noqa: SIM115 - kept open for the server's lifetime
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    server = AppServer(url=f"http://127.0.0.1:{port}", db_path=db_path, log_path=log_path, process=process)
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while not _healthy(server.url):
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {process.returncode}:\n{server.log_tail()}")
+        if time.monotonic() > deadline:
+            stop_server(server)
+            raise RuntimeError(f"streamlit not healthy after {SERVER_START_TIMEOUT_S} s:\n{server.log_tail()}")
+        time.sleep(0.25)
+    return server
+
+
+def stop_server(server: AppServer) -> None:
+    """Stop the server we started (its own process group), politely first."""
+    if server.process.poll() is not None:
+        return
+    try:
+        os.killpg(server.process.pid, signal.SIGTERM)
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.process.pid, signal.SIGKILL)
+        server.process.wait(timeout=10)
+    except ProcessLookupError:
+        pass
+
+
+# --- helpers shared by the browser tests ---------------------------------------------------------------------
+
+APP = '[data-testid="stApp"]'
+EXCEPTION = '[data-testid="stException"]'
+ERROR_BOX = '[data-testid="stAlertContentError"]'
+WARNING_BOX = '[data-testid="stAlertContentWarning"]'
+PLOTLY = ".js-plotly-plot"
+
+
+def wait_idle(page, timeout_ms: int = PAGE_TIMEOUT_MS, rerun_grace_ms: int = 1500) -> None:
+    """Wait until the app is connected and its script is not running.
+
+    After an interaction the rerun may not have started yet, so first give it `rerun_grace_ms` to start.
+    """
+    page.wait_for_selector(f'{APP}[data-test-connection-state="CONNECTED"]', timeout=timeout_ms)
+    if rerun_grace_ms:
+        try:
+            page.wait_for_selector(f'{APP}:not([data-test-script-state="notRunning"])', timeout=rerun_grace_ms)
+        except Exception:  # noqa: BLE001 - the rerun already finished (or none was needed)
+            pass
+    page.wait_for_selector(f'{APP}[data-test-script-state="notRunning"]', timeout=timeout_ms)
+
+
+def open_page(page, server: AppServer, name: str, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:
+    page.goto(server.page_url(name), wait_until="domcontentloaded")
+    wait_idle(page, timeout_ms)
+
+
+def assert_no_exception(page, server: AppServer | None = None) -> None:
+    boxes = page.locator(EXCEPTION)
+    if boxes.count():
+        detail = boxes.first.inner_text()
+        log = f"\n--- server log ---\n{server.log_tail()}" if server else ""
+        raise AssertionError(f"Streamlit exception box on the page: {detail}{log}")
+
+
+def screenshot(page, name: str) -> Path:
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOT_DIR / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def main_text(page) -> str:
+    return page.locator('[data-testid="stMain"]').inner_text()
