@@ -61,5 +61,3 @@ def page(browser, app_server: AppServer):
     tab = context.new_page()
     yield tab
     context.close()
-
-

@@ -1,17 +1,14 @@
 """Helpers for the browser tests: start/stop the app server, wait for Streamlit, screenshots."""
 
-
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +20,8 @@ REQUIRE_BROWSER_ENV = "ASSOCLENS_REQUIRE_BROWSER"
 SERVER_START_TIMEOUT_S = 90
 PAGE_TIMEOUT_MS = 120_000  # first visit computes on CPU (model load plus the default run)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"]
-PAGE_PATHS = {"home": "", "induction": "induction", "steering": "steering", "poisoned": "poisoned", "spectra": "spectra"}
+PROBE_PAGES = ("induction", "steering", "poisoned", "spectra")
+PAGE_PATHS = {"home": "", **{name: name for name in PROBE_PAGES}}
 
 
 def browser_unavailable(reason: str) -> None:
