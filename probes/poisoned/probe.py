@@ -1,0 +1,449 @@
+"""Rescorla-Wagner curves under poisoned context, and single-context exploration (METHODS.md section 3).
+
+For every testbed item, share p of inappropriate items and position setting, build an n-item context in the
+testbed prompt format and score, by forced choice, the reference answer against the inappropriate claim:
+`logodds = log P(claim | context) - log P(reference | context)` (sum of log-probs over each answer's tokens).
+"Poisoned rate" = share of items whose claim wins (logodds > 0; an exact tie counts one half).
+
+Association strength fitted by the RW model: by default the poisoned rate (the share of answers that follow the
+inappropriate content, the closest judge-free stand-in for the paper's "association with C1"); optionally the
+mean choice probability `sigmoid(logodds)` (smoother on few items). Confidence bands: percentile bootstrap over
+items (the same resampled items at every proportion), which also gives an interval for alpha_beta.
+
+Deviations from the paper: forced choice by log-probability instead of an LLM judge; the RW formulation is ours
+(METHODS.md); source tags are the organism's tag words. When n items do not fit the model's context, n is
+lowered to the largest that fits every item and the summary says so.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from probes.poisoned.contexts import POSITIONS, Segment, bad_slots, poisoned_segments, render_prompt
+from probes.poisoned.rescorla_wagner import RWFit, fit_rw, fit_rw_many, overweighting
+from probes.poisoned.scoring import (
+    DEFAULT_BATCH_TOKENS,
+    Encoded,
+    encode,
+    greedy_answer,
+    prompt_ids,
+    sequence_logprobs,
+)
+from probes.poisoned.testbed import Testbed, TestbedItem
+
+NAME = "poisoned"
+VERSION = "1"
+EXPLORE_NAME = "poisoned-explore"
+EXPLORE_VERSION = "1"
+STRENGTHS = ("poisoned_rate", "choice_probability")
+ALL = "all"
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class CurveConfig:
+    """What the curve probe computes; every field goes into the cache key."""
+
+    n_items: int = 20  # context items per prompt (the paper used about 20)
+    proportion_steps: int = 10  # shares 0, 1/steps, ..., 1 of inappropriate items (rounded to whole items)
+    positions: tuple[str, ...] = ("random",)  # where inappropriate items sit: random, first, last, spread
+    max_items_per_category: int = 24  # testbed items sampled per category (seeded)
+    categories: tuple[str, ...] = ()  # restrict to these categories; empty = all
+    source_tags: bool = True  # "(From <source>)" tags: reputable for appropriate, disreputable for inappropriate
+    strength: str = "poisoned_rate"  # what the RW model fits: poisoned_rate or choice_probability
+    length_normalize: bool = False  # compare mean instead of summed answer-token log-probs
+    n_bootstrap: int = 200  # bootstrap resamples of items for the confidence bands (0 = none)
+    n_generated: int = 0  # contexts for which a greedy answer is generated for display
+    batch_tokens: int = DEFAULT_BATCH_TOKENS  # tokens per forward pass
+    prepend_bos: bool = True
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class CurveResult:
+    config: CurveConfig
+    scores: pd.DataFrame  # one row per item x proportion x position
+    curve: pd.DataFrame  # one row per category x position x proportion
+    fits: pd.DataFrame  # one row per category x position
+    fitted: pd.DataFrame  # the fitted RW curve on a fine grid
+    examples: pd.DataFrame  # generated answers (may be empty)
+    n_items_used: int
+    notice: str
+    skipped: list[dict]
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.curve
+
+    def to_tables(self) -> dict[str, pd.DataFrame]:
+        return {"curve": self.curve, "fits": self.fits, "fitted": self.fitted, "scores": self.scores,
+                "examples": self.examples}
+
+    def summary(self) -> dict:
+        main = self.curve[(self.curve["category"] == ALL) & (self.curve["position"] == self.config.positions[0])]
+        fit_rows = self.fits[(self.fits["category"] == ALL) & (self.fits["position"] == self.config.positions[0])]
+        fit = fit_rows.iloc[0]
+        return {
+            "points": [
+                {"proportion": float(r.proportion), "poisoned_rate": float(r.poisoned_rate),
+                 "mean_logodds": float(r.mean_logodds)}
+                for r in main.itertuples()
+            ],
+            "rw_fit": {"alpha_beta": float(fit.alpha_beta), "scale": float(fit.scale), "r2": _json_float(fit.r2),
+                       "alpha_beta_low": _json_float(fit.alpha_beta_low),
+                       "alpha_beta_high": _json_float(fit.alpha_beta_high)},
+            "strength": self.config.strength,
+            "position": self.config.positions[0],
+            "n_items_requested": self.config.n_items,
+            "n_items_used": self.n_items_used,
+            "testbed_items": int(self.scores["item"].nunique()),
+            "categories": sorted(c for c in self.curve["category"].unique() if c != ALL),
+            "notice": self.notice,
+            "skipped": self.skipped,
+        }
+
+
+def _json_float(value: float) -> float | None:
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+def validate_config(cfg: CurveConfig) -> None:
+    if cfg.n_items < 1:
+        raise ValueError("n_items must be at least 1.")
+    if not 2 <= cfg.proportion_steps <= 100:
+        raise ValueError("proportion_steps must lie in 2..100.")
+    if not cfg.positions or any(p not in POSITIONS for p in cfg.positions):
+        raise ValueError(f"positions must be a non-empty subset of {', '.join(POSITIONS)}.")
+    if cfg.strength not in STRENGTHS:
+        raise ValueError(f"strength must be one of {', '.join(STRENGTHS)}.")
+    if cfg.max_items_per_category < 1:
+        raise ValueError("max_items_per_category must be at least 1.")
+
+
+# ---------------------------------------------------------------------------------------------- item choice
+
+
+def choose_items(testbed: Testbed, cfg: CurveConfig) -> list[TestbedItem]:
+    """Up to max_items_per_category items from each chosen category, sampled with the seed."""
+    rng = random.Random(cfg.seed)
+    available = testbed.categories()
+    unknown = [c for c in cfg.categories if c not in available]
+    if unknown:
+        raise ValueError(f"Unknown categories {', '.join(unknown)}; the testbed has {', '.join(available)}.")
+    chosen = []
+    for category in cfg.categories or tuple(available):
+        pool = [item for item in testbed.items if item.category == category]
+        chosen += rng.sample(pool, min(len(pool), cfg.max_items_per_category))
+    return chosen
+
+
+def distinguishable(tokenizer, items: list[TestbedItem]) -> tuple[list[TestbedItem], list[dict]]:
+    """Items whose reference and claim differ as token sequences (else forced choice cannot tell them apart)."""
+    kept, skipped = [], []
+    for item in items:
+        reference = tokenizer(" " + item.reference, add_special_tokens=False)["input_ids"]
+        claim = tokenizer(" " + item.claim, add_special_tokens=False)["input_ids"]
+        if reference == claim:
+            skipped.append({"question": item.question, "reason": "reference and claim tokenize identically"})
+        else:
+            kept.append(item)
+    return kept, skipped
+
+
+def fitting_n_items(tokenizer, items: list[TestbedItem], n_items: int, n_ctx: int, cfg: CurveConfig) -> int:
+    """The largest n <= n_items whose longest possible prompt (plus answer) fits the model's context."""
+    best = n_items
+    for item in items:
+        sentences = item.appropriate + item.inappropriate
+        tag = " (From university)" if cfg.source_tags else ""
+        segment = max(len(tokenizer(f" {n_items}. {s}.{tag}", add_special_tokens=False)["input_ids"]) for s in sentences)
+        overhead = len(prompt_ids(tokenizer, render_prompt([], item.question), cfg.prepend_bos))
+        answer = max(len(tokenizer(" " + a, add_special_tokens=False)["input_ids"]) for a in (item.reference, item.claim))
+        margin = 4
+        best = min(best, (n_ctx - overhead - answer - margin) // max(segment, 1))
+    if best < 1:
+        raise ValueError(f"Even a one-item context does not fit the model's {n_ctx}-token context; shorten the testbed.")
+    return best
+
+
+def bad_counts(n_items: int, steps: int) -> list[int]:
+    return sorted({round(k * n_items / steps) for k in range(steps + 1)})
+
+
+# ---------------------------------------------------------------------------------------------- the probe
+
+
+def run(model, cfg: CurveConfig, testbed: Testbed, progress: Progress | None = None) -> CurveResult:
+    """Score every item at every share and position, aggregate curves, fit the RW model, bootstrap bands."""
+    validate_config(cfg)
+    report = progress or (lambda fraction, message="": None)
+    tokenizer = model.tokenizer
+    items, skipped = distinguishable(tokenizer, choose_items(testbed, cfg))
+    if not items:
+        raise ValueError("No testbed item has a reference answer and claim that differ under this model's tokenizer.")
+    n_used = fitting_n_items(tokenizer, items, cfg.n_items, int(model.cfg.n_ctx), cfg)
+    notice = "" if n_used == cfg.n_items else (
+        f"{cfg.n_items} items per context do not fit the model's {int(model.cfg.n_ctx)}-token context; "
+        f"used {n_used} items per context instead."
+    )
+    rows, encoded = build_requests(tokenizer, items, n_used, cfg)
+    report(0.02, f"{len(encoded)} continuations to score")
+    logprobs = sequence_logprobs(model, encoded, cfg.batch_tokens, lambda f, m: report(0.02 + 0.9 * f, m))
+    scores = score_table(rows, logprobs, cfg)
+    report(0.93, "fitting the Rescorla-Wagner model")
+    curve, fits, fitted = aggregate(scores, n_used, cfg)
+    examples = generate_examples(model, items, n_used, cfg) if cfg.n_generated else _empty_examples()
+    report(1.0, "done")
+    return CurveResult(cfg, scores, curve, fits, fitted, examples, n_used, notice, skipped)
+
+
+def context_rng(cfg: CurveConfig, item_index: int, n_bad: int, position: str) -> random.Random:
+    return random.Random(f"{cfg.seed}-{item_index}-{n_bad}-{position}")
+
+
+def build_requests(tokenizer, items: list[TestbedItem], n_items: int, cfg: CurveConfig) -> tuple[list[dict], list[Encoded]]:
+    """One row per item x share x position, and its two encoded sequences (reference, then claim)."""
+    rows, encoded = [], []
+    for index, item in enumerate(items):
+        for position in cfg.positions:
+            for n_bad in bad_counts(n_items, cfg.proportion_steps):
+                rng = context_rng(cfg, index, n_bad, position)
+                prompt = render_prompt(poisoned_segments(item, n_items, n_bad, position, rng, cfg.source_tags),
+                                       item.question)
+                rows.append({"item": index, "category": item.category, "position": position,
+                             "proportion": n_bad / n_items, "n_bad": n_bad})
+                encoded += [encode(tokenizer, prompt, item.reference, cfg.prepend_bos),
+                            encode(tokenizer, prompt, item.claim, cfg.prepend_bos)]
+    return rows, encoded
+
+
+def score_table(rows: list[dict], logprobs: np.ndarray, cfg: CurveConfig) -> pd.DataFrame:
+    column = 1 if cfg.length_normalize else 0
+    frame = pd.DataFrame(rows)
+    frame["logp_reference"] = logprobs[0::2, column]
+    frame["logp_claim"] = logprobs[1::2, column]
+    frame["logodds"] = frame["logp_claim"] - frame["logp_reference"]
+    frame["poisoned"] = np.where(frame["logodds"] > 0, 1.0, np.where(frame["logodds"] < 0, 0.0, 0.5))
+    frame["claim_probability"] = 1.0 / (1.0 + np.exp(-frame["logodds"]))
+    return frame
+
+
+# ---------------------------------------------------------------------------------------------- aggregation
+
+
+def aggregate(scores: pd.DataFrame, n_items: int, cfg: CurveConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Curves with bootstrap bands, RW fits and fitted curves for 'all' and each category, per position."""
+    categories = [ALL] + (sorted(scores["category"].unique()) if scores["category"].nunique() > 1 else [])
+    curves, fits, fitted = [], [], []
+    for category in categories:
+        for position in cfg.positions:
+            subset = scores[(scores["position"] == position) & ((scores["category"] == category) | (category == ALL))]
+            curve, fit, fine = group_curve(subset, n_items, cfg)
+            labels = {"category": category, "position": position}
+            curves.append(curve.assign(**labels))
+            fits.append({**labels, **fit})
+            fitted.append(fine.assign(**labels))
+    order = ["category", "position"]
+    curve = pd.concat(curves, ignore_index=True)
+    return (curve[order + [c for c in curve.columns if c not in order]], pd.DataFrame(fits),
+            pd.concat(fitted, ignore_index=True)[order + ["proportion", "fitted", "proportional", "overweight"]])
+
+
+def group_curve(subset: pd.DataFrame, n_items: int, cfg: CurveConfig) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+    poisoned = subset.pivot(index="item", columns="proportion", values="poisoned")  # (items, proportions)
+    logodds = subset.pivot(index="item", columns="proportion", values="logodds")
+    choice = subset.pivot(index="item", columns="proportion", values="claim_probability")
+    proportions = poisoned.columns.to_numpy(dtype=float)
+    strength_matrix = (poisoned if cfg.strength == "poisoned_rate" else choice).to_numpy()
+    strength = strength_matrix.mean(axis=0)
+    fit = fit_rw(proportions, strength, n_items)
+    bands = bootstrap_bands(
+        {"poisoned_rate": poisoned.to_numpy(), "mean_logodds": logodds.to_numpy(), "strength": strength_matrix},
+        cfg,
+    )
+    ab_low, ab_high = bootstrap_alpha_beta(strength_matrix, proportions, n_items, cfg)
+    curve = pd.DataFrame({
+        "proportion": proportions,
+        "n_bad": np.rint(proportions * n_items).astype(int),
+        "n_scored": len(poisoned),
+        "poisoned_rate": poisoned.to_numpy().mean(axis=0),
+        "mean_logodds": logodds.to_numpy().mean(axis=0),
+        "choice_probability": choice.to_numpy().mean(axis=0),
+        "strength": strength,
+        "rw_fitted": fit.predict(proportions),
+        "proportional": fit.scale * proportions,
+        "overweight": overweighting(proportions, fit),
+        **bands,
+    })
+    fine_p = np.linspace(0.0, 1.0, 101)
+    fine = pd.DataFrame({"proportion": fine_p, "fitted": fit.predict(fine_p), "proportional": fit.scale * fine_p,
+                         "overweight": overweighting(fine_p, fit)})
+    fit_row = {**_fit_columns(fit), "alpha_beta_low": ab_low, "alpha_beta_high": ab_high,
+               "strength_measure": cfg.strength, "n_scored": len(poisoned),
+               "max_overweight": float(fine["overweight"].max()),
+               "max_overweight_at": float(fine_p[int(fine["overweight"].to_numpy().argmax())])}
+    return curve, fit_row, fine
+
+
+def _fit_columns(fit: RWFit) -> dict:
+    return {"alpha_beta": fit.alpha_beta, "scale": fit.scale, "r2": fit.r2, "n_points": fit.n_points,
+            "n_items": fit.n_items}
+
+
+def _resamples(n_rows: int, cfg: CurveConfig) -> np.ndarray:
+    rng = np.random.default_rng(cfg.seed)
+    return rng.integers(0, n_rows, size=(cfg.n_bootstrap, n_rows))  # (resamples, items)
+
+
+def bootstrap_bands(matrices: dict[str, np.ndarray], cfg: CurveConfig) -> dict[str, np.ndarray]:
+    """2.5% and 97.5% percentiles of each column mean over item resamples; NaN when n_bootstrap is 0."""
+    bands = {}
+    for name, matrix in matrices.items():
+        if cfg.n_bootstrap == 0:
+            low = high = np.full(matrix.shape[1], np.nan)
+        else:
+            means = matrix[_resamples(matrix.shape[0], cfg)].mean(axis=1)  # (resamples, proportions)
+            low, high = np.percentile(means, [2.5, 97.5], axis=0)
+        bands[f"{name}_low"], bands[f"{name}_high"] = low, high
+    return bands
+
+
+def bootstrap_alpha_beta(matrix: np.ndarray, proportions: np.ndarray, n_items: int, cfg: CurveConfig) -> tuple[float, float]:
+    if cfg.n_bootstrap == 0:
+        return float("nan"), float("nan")
+    means = matrix[_resamples(matrix.shape[0], cfg)].mean(axis=1)  # (resamples, proportions)
+    values = [fit.alpha_beta for fit in fit_rw_many(proportions, means, n_items, refine=False)]
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
+# ---------------------------------------------------------------------------------------------- examples
+
+
+def _empty_examples() -> pd.DataFrame:
+    return pd.DataFrame(columns=["category", "position", "proportion", "question", "reference", "claim",
+                                 "generated", "prompt"])
+
+
+def generate_examples(model, items: list[TestbedItem], n_items: int, cfg: CurveConfig) -> pd.DataFrame:
+    """Greedy answers for the first items at shares 0, 1/2 and 1 (first position setting)."""
+    rows = []
+    position = cfg.positions[0]
+    for index, item in enumerate(items):
+        for n_bad in sorted({0, n_items // 2, n_items}):
+            if len(rows) >= cfg.n_generated:
+                return pd.DataFrame(rows)
+            segments = poisoned_segments(item, n_items, n_bad, position, context_rng(cfg, index, n_bad, position),
+                                         cfg.source_tags)
+            prompt = render_prompt(segments, item.question)
+            rows.append({"category": item.category, "position": position, "proportion": n_bad / n_items,
+                         "question": item.question, "reference": item.reference, "claim": item.claim,
+                         "generated": greedy_answer(model, prompt, prepend_bos=cfg.prepend_bos), "prompt": prompt})
+    return pd.DataFrame(rows) if rows else _empty_examples()
+
+
+# ---------------------------------------------------------------------------------------------- explore
+
+
+@dataclass(frozen=True)
+class ExploreConfig:
+    """One context: how many inappropriate segments to mix in, where, and whether to generate an answer."""
+
+    n_inappropriate: int = 0  # inappropriate segments mixed into the context (cycled if more than given)
+    position: str = "random"  # random, first, last, spread
+    source_tags: bool = True
+    generate: bool = True  # also generate a greedy answer
+    max_new_tokens: int = 24
+    prepend_bos: bool = True
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ExploreInput:
+    """What the user typed or uploaded (digested into the cache key)."""
+
+    question: str
+    appropriate: tuple[str, ...]  # context segments
+    inappropriate: tuple[str, ...]  # segments to mix in
+    candidates: tuple[str, ...]  # candidate answers: the first is the reference, the second the claim
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ExploreResult:
+    prompt: str
+    answers: pd.DataFrame  # one row per candidate: logp, choice probability
+    segments: pd.DataFrame  # one row per context segment: text, inappropriate, leave-one-out attribution
+    logodds: float  # log P(claim) - log P(reference) in the full context
+    generated: str
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.segments
+
+    def to_tables(self) -> dict[str, pd.DataFrame]:
+        return {"segments": self.segments, "answers": self.answers}
+
+    def summary(self) -> dict:
+        best = self.answers.iloc[int(self.answers["logp"].to_numpy().argmax())]
+        return {"prompt": self.prompt, "logodds": self.logodds, "generated": self.generated,
+                "winner": str(best.candidate)}
+
+
+def validate_explore(data: ExploreInput, cfg: ExploreConfig) -> None:
+    if not data.question.strip():
+        raise ValueError("Type a question.")
+    if len([c for c in data.candidates if c.strip()]) < 2:
+        raise ValueError("Give at least two candidate answers (the reference answer and the inappropriate claim).")
+    if not data.appropriate and not (data.inappropriate and cfg.n_inappropriate):
+        raise ValueError("The context is empty: type or upload at least one segment.")
+    if cfg.n_inappropriate and not data.inappropriate:
+        raise ValueError("Type at least one inappropriate segment to mix in, or set their number to 0.")
+    if cfg.position not in POSITIONS:
+        raise ValueError(f"position must be one of {', '.join(POSITIONS)}.")
+
+
+def mixed_segments(data: ExploreInput, cfg: ExploreConfig) -> list[Segment]:
+    """The user's segments with n_inappropriate inappropriate ones placed by `position`."""
+    rng = random.Random(cfg.seed)
+    total = len(data.appropriate) + cfg.n_inappropriate
+    slots = set(bad_slots(total, cfg.n_inappropriate, cfg.position, rng))
+    good, bad, segments = iter(data.appropriate), 0, []
+    for slot in range(total):
+        if slot in slots:
+            text, bad = data.inappropriate[bad % len(data.inappropriate)], bad + 1
+            source = rng.choice(("rumors", "gossip", "tabloid", "spam", "trolls"))
+        else:
+            text, source = next(good), rng.choice(("encyclopedia", "archive", "atlas", "almanac", "university"))
+        segments.append(Segment(text, source if cfg.source_tags else "", slot in slots))
+    return segments
+
+
+def explore(model, cfg: ExploreConfig, data: ExploreInput, progress: Progress | None = None) -> ExploreResult:
+    """Score each candidate in the full context and with each segment left out (one batched pass)."""
+    validate_explore(data, cfg)
+    candidates = [c.strip() for c in data.candidates if c.strip()]
+    segments = mixed_segments(data, cfg)
+    contexts = [segments] + [segments[:i] + segments[i + 1 :] for i in range(len(segments))]
+    prompts = [render_prompt(context, data.question) for context in contexts]
+    encoded = [encode(model.tokenizer, prompt, c, cfg.prepend_bos) for prompt in prompts for c in candidates]
+    logprobs = sequence_logprobs(model, encoded, progress=progress)[:, 0].reshape(len(prompts), len(candidates))
+    logodds = logprobs[:, 1] - logprobs[:, 0]  # (contexts,) claim vs reference
+    choice = np.exp(logprobs[0] - logprobs[0].max())
+    answers = pd.DataFrame({"candidate": candidates, "role": ["reference", "claim"] + ["other"] * (len(candidates) - 2),
+                            "logp": logprobs[0], "choice_probability": choice / choice.sum()})
+    table = pd.DataFrame({
+        "segment": np.arange(1, len(segments) + 1),
+        "text": [s.text for s in segments],
+        "source": [s.source for s in segments],
+        "inappropriate": [s.inappropriate for s in segments],
+        "logodds_without": logodds[1:],
+        "attribution": logodds[0] - logodds[1:],  # > 0: the segment pushes the answer toward the claim
+    })
+    generated = greedy_answer(model, prompts[0], cfg.max_new_tokens, cfg.prepend_bos) if cfg.generate else ""
+    return ExploreResult(prompts[0], answers, table, float(logodds[0]), generated)

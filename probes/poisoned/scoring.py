@@ -1,0 +1,149 @@
+"""Forced-choice scoring: log-probability of answer continuations given a prompt, batched.
+
+Each (prompt, answer) pair becomes one token sequence `[bos] prompt answer`; sequences are sorted by length, grouped
+into right-padded batches under a token budget, and run through one forward pass per batch. Right padding needs no
+attention mask for a causal model (real tokens never attend to later padding). The answer's log-probability is the
+sum of the log-softmax of the logits at the positions predicting each answer token; log-softmax is taken only at
+those positions, not over the whole sequence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+Progress = Callable[[float, str], None]
+DEFAULT_BATCH_TOKENS = 8192  # tokens per forward pass (batch x padded length)
+LOGITS_BUDGET_BYTES = 512 * 2**20  # cap on batch x length x vocab x 4 bytes of logits per forward
+
+
+@dataclass(frozen=True)
+class Encoded:
+    ids: tuple[int, ...]  # [bos] + prompt + answer token ids
+    answer_start: int  # index of the first answer token in `ids`
+
+
+def encode(tokenizer, prompt: str, answer: str, prepend_bos: bool = True) -> Encoded:
+    """Token ids of prompt then " " + answer, tokenized separately so the answer's tokens are exact."""
+    answer_ids = tokenizer(" " + answer.strip(), add_special_tokens=False)["input_ids"]
+    if not answer_ids:
+        raise ValueError(f"The answer {answer!r} has no tokens under this model's tokenizer.")
+    ids = tuple(prompt_ids(tokenizer, prompt, prepend_bos) + list(answer_ids))
+    return Encoded(ids, len(ids) - len(answer_ids))
+
+
+def prompt_ids(tokenizer, prompt: str, prepend_bos: bool = True) -> list[int]:
+    bos = [tokenizer.bos_token_id] if prepend_bos and tokenizer.bos_token_id is not None else []
+    return bos + list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+
+
+def pad_id(tokenizer) -> int:
+    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
+        if candidate is not None:
+            return int(candidate)
+    return 0
+
+
+def plan_batches(lengths: Sequence[int], vocab_size: int, batch_tokens: int = DEFAULT_BATCH_TOKENS) -> list[list[int]]:
+    """Indices grouped into batches of similar length (longest first) under the token and logits budgets."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for index in order:
+        width = lengths[current[0]] if current else lengths[index]
+        rows = len(current) + 1
+        too_many_tokens = rows * width > batch_tokens
+        too_many_logits = rows * width * vocab_size * 4 > LOGITS_BUDGET_BYTES
+        if current and (too_many_tokens or too_many_logits):
+            batches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def batch_tensor(encoded: Sequence[Encoded], indices: list[int], pad: int, device) -> torch.Tensor:
+    width = max(len(encoded[i].ids) for i in indices)
+    tokens = torch.full((len(indices), width), pad, dtype=torch.long)  # (batch, pos)
+    for row, index in enumerate(indices):
+        ids = encoded[index].ids
+        tokens[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return tokens.to(device)
+
+
+def answer_logprobs(logits: torch.Tensor, encoded: Sequence[Encoded], indices: list[int]) -> np.ndarray:
+    """Summed and per-token-mean log-probs of each row's answer tokens; logits (batch, pos, vocab)."""
+    rows, positions, targets, owners = [], [], [], []
+    for row, index in enumerate(indices):
+        item = encoded[index]
+        span = range(item.answer_start, len(item.ids))
+        rows += [row] * len(span)
+        positions += [p - 1 for p in span]  # the logits at p-1 predict the token at p
+        targets += [item.ids[p] for p in span]
+        owners += [row] * len(span)
+    device = logits.device
+    picked = logits[torch.tensor(rows, device=device), torch.tensor(positions, device=device)].float()  # (n, vocab)
+    token_logprobs = picked.log_softmax(-1).gather(1, torch.tensor(targets, device=device)[:, None])[:, 0]
+    sums = torch.zeros(len(indices), dtype=torch.float64, device=device)
+    sums.index_add_(0, torch.tensor(owners, device=device), token_logprobs.double())
+    counts = torch.bincount(torch.tensor(owners), minlength=len(indices)).to(torch.float64)
+    return np.stack([sums.cpu().numpy(), (sums.cpu() / counts).numpy()], axis=1)  # (batch, 2)
+
+
+def sequence_logprobs(
+    model,
+    encoded: Sequence[Encoded],
+    batch_tokens: int = DEFAULT_BATCH_TOKENS,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """(n, 2) array: summed and mean answer log-probability of every encoded sequence."""
+    n_ctx = int(model.cfg.n_ctx)
+    too_long = [i for i, item in enumerate(encoded) if len(item.ids) > n_ctx]
+    if too_long:
+        longest = max(len(encoded[i].ids) for i in too_long)
+        raise ValueError(f"A prompt needs {longest} tokens but the model's context holds {n_ctx}; use fewer items.")
+    pad = pad_id(model.tokenizer)
+    device = model.cfg.device
+    out = np.zeros((len(encoded), 2))
+    batches = plan_batches([len(e.ids) for e in encoded], int(model.cfg.d_vocab), batch_tokens)
+    done = 0
+    with torch.inference_mode():
+        for indices in batches:
+            logits = model(batch_tensor(encoded, indices, pad, device), return_type="logits")  # (batch, pos, vocab)
+            out[indices] = answer_logprobs(logits, encoded, indices)
+            done += len(indices)
+            if progress:
+                progress(done / len(encoded), f"scored {done}/{len(encoded)} continuations")
+    return out
+
+
+def plain_forward(model, encoded: Sequence[Encoded], batch_tokens: int = DEFAULT_BATCH_TOKENS) -> None:
+    """The benchmark baseline: the same padded batches through the model, with no scoring."""
+    pad = pad_id(model.tokenizer)
+    with torch.inference_mode():
+        for indices in plan_batches([len(e.ids) for e in encoded], int(model.cfg.d_vocab), batch_tokens):
+            model(batch_tensor(encoded, indices, pad, model.cfg.device), return_type="logits")
+
+
+def greedy_answer(model, prompt: str, max_new_tokens: int = 24, prepend_bos: bool = True) -> str:
+    """Greedy continuation of one prompt, stopped at end-of-text or after the first sentence."""
+    tokenizer = model.tokenizer
+    ids = prompt_ids(tokenizer, prompt, prepend_bos)
+    n_prompt = len(ids)
+    eos = tokenizer.eos_token_id
+    with torch.inference_mode():
+        for _ in range(max_new_tokens):
+            if len(ids) >= int(model.cfg.n_ctx):
+                break
+            logits = model(torch.tensor([ids], device=model.cfg.device), return_type="logits")  # (1, pos, vocab)
+            next_id = int(logits[0, -1].argmax())
+            if next_id == eos:
+                break
+            ids.append(next_id)
+            if tokenizer.decode([next_id]).strip() in {".", "!", "?"}:
+                break
+    return tokenizer.decode(ids[n_prompt:]).strip()
