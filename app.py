@@ -21,15 +21,16 @@ PAGES = [
     st.Page("pages/poisoned.py", title="Poisoned context", icon=":material/science:"),
     st.Page("pages/spectra.py", title="Optimizer spectra", icon=":material/equalizer:"),
 ]
+FAILED_STATE_KEY = "failed_model_load"
 DEVICES = ["auto", "cpu", "cuda", "mps"]
 DTYPES = ["auto", "float32", "bfloat16", "float16"]
 
 
 def model_picker() -> None:
     """Sidebar: embedded organism or any Hugging Face name / local folder, revision, device, dtype."""
-    st.sidebar.header("Model")
+    st.header("Model")
     spec = current_spec()
-    source = st.sidebar.radio(
+    source = st.radio(
         "Source",
         ["Embedded organism", "Hugging Face name or local folder"],
         index=0 if spec.name == EMBEDDED_MODEL_NAME else 1,
@@ -38,36 +39,49 @@ def model_picker() -> None:
     if source == "Embedded organism":
         name = EMBEDDED_MODEL_NAME
         revisions = ["(final)"] + local_revisions(EMBEDDED_MODEL_DIR)
-        chosen = st.sidebar.selectbox("Checkpoint", revisions, key="embedded_revision")
+        chosen = st.selectbox("Checkpoint", revisions, key="embedded_revision")
         revision = None if chosen == "(final)" else chosen
     else:
-        name = st.sidebar.text_input("Model name or folder", value="" if spec.name == EMBEDDED_MODEL_NAME else spec.name,
-                                     placeholder="EleutherAI/pythia-70m", key="model_name").strip()
-        revision = st.sidebar.text_input("Revision (optional)", placeholder="step1000", key="model_revision").strip()
+        name = st.text_input(
+            "Model name or folder",
+            value="" if spec.name == EMBEDDED_MODEL_NAME else spec.name,
+            placeholder="EleutherAI/pythia-70m",
+            key="model_name",
+        ).strip()
+        revision = st.text_input("Revision (optional)", placeholder="step1000", key="model_revision").strip()
         revision = revision or None
-    with st.sidebar.expander("Device and precision"):
+    with st.expander("Device and precision"):
         device = st.selectbox("Device", DEVICES, key="model_device")
         dtype = st.selectbox("Dtype", DTYPES, key="model_dtype")
         trust = st.checkbox("Trust remote code (runs code from the model's repository)", key="trust_remote_code")
     if not name:
-        st.sidebar.info("Type a model name, then press Enter.")
+        st.info("Type a model name, then press Enter.")
         return
     candidate = ModelSpec(name=name, revision=revision, device=device, dtype=dtype, trust_remote_code=trust)
+    failed = st.session_state.get(FAILED_STATE_KEY)
+    if failed and failed[0] == candidate:  # don't retry a failed load on every rerun; change an input to retry
+        show_error(failed[1])
+        st.caption(f"Pages keep using **{spec.name}**.")
+        return
     try:
         placement = describe(candidate)
         get_model(candidate)
     except (ModelLoadError, ValueError, MemoryError) as error:
-        with st.sidebar:
-            show_error(error)
+        st.session_state[FAILED_STATE_KEY] = (candidate, error)
+        show_error(error)
+        st.caption(f"Pages keep using **{spec.name}**.")
         return
     st.session_state[SPEC_STATE_KEY] = candidate
-    st.sidebar.caption(f"Loaded **{name}**{' @ ' + revision if revision else ''} on {placement['device']} · {placement['dtype']}")
+    st.caption(
+        f"Loaded **{name}**{' @ ' + revision if revision else ''} on {placement['device']} · {placement['dtype']}"
+    )
 
 
 def main() -> None:
     st.set_page_config(page_title="AssocLens", page_icon=":material/biotech:", layout="wide")
     navigation = st.navigation(PAGES)
-    model_picker()
+    with st.sidebar:
+        model_picker()
     navigation.run()
 
 

@@ -133,9 +133,10 @@ def _from_parquet(blob: bytes) -> pd.DataFrame:
     return pd.read_parquet(io.BytesIO(blob))
 
 
-def _is_lock_error(error: Exception) -> bool:
+def _is_retryable(error: Exception) -> bool:
+    """Locks held by another process, and write-write conflicts between transactions (incl. the same new key)."""
     text = str(error).lower()
-    return "lock" in text or "conflict" in text or "being used by another process" in text
+    return "lock" in text or "conflict" in text or "being used by another process" in text or "duplicate key" in text
 
 
 class ResultStore:
@@ -154,7 +155,7 @@ class ResultStore:
             try:
                 self._with_connection(lambda con: con.execute(SCHEMA))
             except duckdb.Error as error:
-                if _is_lock_error(error):
+                if _is_retryable(error):
                     raise
                 aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
                 self.path.rename(aside)
@@ -172,11 +173,11 @@ class ResultStore:
             try:
                 con = duckdb.connect(str(self.path))
             except duckdb.Error as error:
-                if _is_lock_error(error) and time.monotonic() < deadline:
+                if _is_retryable(error) and time.monotonic() < deadline:
                     time.sleep(delay + random.uniform(0, delay))
                     delay = min(delay * 2, 0.5)
                     continue
-                if _is_lock_error(error):
+                if _is_retryable(error):
                     raise StoreError(f"The result database {self.path} stayed locked by another process.") from None
                 raise
             try:
@@ -186,7 +187,7 @@ class ResultStore:
                 return result
             except BaseException as error:
                 _rollback_quietly(con)
-                if isinstance(error, duckdb.Error) and _is_lock_error(error) and time.monotonic() < deadline:
+                if isinstance(error, duckdb.Error) and _is_retryable(error) and time.monotonic() < deadline:
                     time.sleep(delay + random.uniform(0, delay))
                     delay = min(delay * 2, 0.5)
                     continue
@@ -209,7 +210,7 @@ class ResultStore:
                 "SELECT name, parquet FROM run_tables WHERE run_id = ? ORDER BY position", [run_id]
             ).fetchall()
             files = con.execute("SELECT name, content FROM run_files WHERE run_id = ?", [run_id]).fetchall()
-            return dict(zip(columns, row)), tables, files
+            return dict(zip(columns, row, strict=True)), tables, files
 
         found = self._with_connection(read)
         if found is None:

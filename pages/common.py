@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import streamlit as st
 
 from cache import ResultStore, RunKey, StoredRun, StoreError, payload_from
+from cache.store import DB_PATH_ENV
 from probes.models import EMBEDDED_MODEL_NAME, ModelLoadError, ModelSpec, describe, load_model, model_identity
 
 SPEC_STATE_KEY = "model_spec"
@@ -29,8 +31,13 @@ def get_model(spec: ModelSpec | None = None):
 
 
 @st.cache_resource
+def _store_at(path: str | None) -> ResultStore:
+    return ResultStore(path)
+
+
 def get_store() -> ResultStore:
-    return ResultStore()
+    """The result store at $ASSOCLENS_DB (or the default path); one object per path per process."""
+    return _store_at(os.environ.get(DB_PATH_ENV))
 
 
 def show_store_notice() -> None:

@@ -40,18 +40,21 @@ if runs.empty:
 left, right = st.columns(2)
 probe_filter = left.multiselect("Probe", sorted(runs["probe"].unique()), key="history_probe")
 model_filter = right.multiselect("Model", sorted(runs["model_id"].unique()), key="history_model")
-shown = runs[
-    (runs["probe"].isin(probe_filter) if probe_filter else True)
-    & (runs["model_id"].isin(model_filter) if model_filter else True)
-]
+shown = runs
+if probe_filter:
+    shown = shown[shown["probe"].isin(probe_filter)]
+if model_filter:
+    shown = shown[shown["model_id"].isin(model_filter)]
 st.dataframe(
     shown.drop(columns=["config_json"]).assign(run_id=shown["run_id"].str[:12]),
     hide_index=True,
     width="stretch",
 )
 
-labels = {row.run_id: f"{row.run_id[:12]} · {row.probe} · {row.model_id} · {row.created_at:%Y-%m-%d %H:%M}"
-          for row in shown.itertuples()}
+labels = {
+    row.run_id: f"{row.run_id[:12]} · {row.probe} · {row.model_id} · {row.created_at:%Y-%m-%d %H:%M}"
+    for row in shown.itertuples()
+}
 selected = st.selectbox("Open a run", list(labels), format_func=labels.get, index=None, key="history_open")
 if selected:
     run = store.load(selected)

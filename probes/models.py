@@ -24,6 +24,7 @@ EMBEDDED_MODEL_NAME = "organism"  # short alias users can type instead of the fo
 PLACEHOLDER_MODEL_DIR = REPO_ROOT / ".assoclens" / "untrained-placeholder"  # used only while the organism is absent
 LOCAL_REVISIONS_DIR = "revisions"  # a local folder's revision R lives in <folder>/revisions/<R>
 MEMORY_HEADROOM = 1.3  # weights plus activations, optimizer-free inference
+LEARNED_POSITIONS = {"gpt2", "gpt_neo", "opt", "gpt_bigcode"}  # architectures with a position-embedding table
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -72,9 +73,7 @@ def local_folder(spec: ModelSpec) -> Path | None:
         revision_dir = base / LOCAL_REVISIONS_DIR / spec.revision
         if not revision_dir.is_dir():
             available = ", ".join(local_revisions(base)) or "none"
-            raise ModelLoadError(
-                f"Local model {base} has no revision {spec.revision!r} (available: {available})."
-            )
+            raise ModelLoadError(f"Local model {base} has no revision {spec.revision!r} (available: {available}).")
         return revision_dir
     return base
 
@@ -128,9 +127,7 @@ def _config_dict(spec: ModelSpec) -> dict:
             f"Could not reach the Hugging Face hub to fetch {spec.name} (no network?) and it is not cached locally."
         )
     try:
-        config = AutoConfig.from_pretrained(
-            spec.name, revision=spec.revision, trust_remote_code=spec.trust_remote_code
-        )
+        config = AutoConfig.from_pretrained(spec.name, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
     except Exception as error:  # transformers raises many types for the same user mistakes
         raise ModelLoadError(_explain_hub_error(spec, error)) from None
     return config.to_dict()
@@ -168,7 +165,8 @@ def estimate_parameter_count(config: dict) -> int:
     mlp_matrices = 3 if config.get("model_type") in {"llama", "mistral", "qwen2", "qwen3", "gemma"} else 2
     per_layer = 4 * d_model * d_model + mlp_matrices * d_model * d_mlp
     tied = config.get("tie_word_embeddings", True)
-    return n_layers * per_layer + vocab * d_model * (1 if tied else 2)
+    learned_positions = config.get("n_positions") or 0 if config.get("model_type") in LEARNED_POSITIONS else 0
+    return n_layers * per_layer + vocab * d_model * (1 if tied else 2) + learned_positions * d_model
 
 
 def estimate_weight_bytes(spec: ModelSpec) -> int:
