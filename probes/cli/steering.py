@@ -1,0 +1,185 @@
+"""`python -m probes steering vectors|sweep`: FlexAC associative steering, headless.
+
+`sweep --json` prints {"rows": [{"strength", "faithfulness", "creativity", ...}], "random_baseline": [...],
+"layers": [...], "creativity_metric": ..., "collapse": {...}, ...}; all metrics lie in [0, 1]. Faithfulness is
+teacher-forced exact-match accuracy on the evaluation facts; creativity is the share of associative-vocabulary
+words in greedy continuations of the fact prompts (novelty vs the prompt when no vocabulary is known).
+Runs use the same cache keys as the dashboard, so a sweep computed here shows up there instantly.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cache import digest_json
+from probes.cli import UserError, add_model_args, add_output_args, run_probe, spec_from_args
+from probes.models import model_identity
+from probes.steering import (
+    NAME,
+    VECTORS_NAME,
+    VECTORS_VERSION,
+    VERSION,
+    PromptSets,
+    SteeringVectors,
+    SweepConfig,
+    VectorConfig,
+    build_vectors,
+    organism_prompt_sets,
+    parse_facts,
+    parse_prompt_sets,
+    run_sweep,
+)
+from probes.steering.prompts import parse_lines
+from probes.steering.vectors import METADATA_NAME, SAFETENSORS_NAME
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("steering", help="FlexAC associative steering: build vectors, sweep strengths")
+    commands = parser.add_subparsers(dest="steering_command", required=True)
+
+    vectors = commands.add_parser("vectors", help="build the steering vector and write it as safetensors + JSON")
+    _add_input_args(vectors)
+    vectors.add_argument("--out", default=None, help="folder to write vector.safetensors and vector.json into")
+    add_output_args(vectors)
+    vectors.set_defaults(handler=vectors_command)
+
+    sweep = commands.add_parser("sweep", help="faithfulness and creativity vs strength, with a random baseline")
+    _add_input_args(sweep)
+    sweep.add_argument("--vector", default=None, help="a saved vector.safetensors (its .json sidecar is optional)")
+    sweep.add_argument("--strengths", default="-2,-1,0,1,2", help="comma-separated strengths (negative = faithful)")
+    sweep.add_argument("--task-strength", type=float, default=0.0, help="strength of the task-specific vector")
+    sweep.add_argument("--n-facts", type=int, default=SweepConfig.n_facts, help="evaluation facts")
+    sweep.add_argument("--max-new-tokens", type=int, default=SweepConfig.max_new_tokens)
+    sweep.add_argument(
+        "--positions",
+        type=int,
+        default=SweepConfig.n_prompt_positions,
+        help="steer this many last prompt tokens (and every generated token)",
+    )
+    sweep.add_argument("--no-random-baseline", action="store_true", help="skip the matched-norm random vector")
+    add_output_args(sweep)
+    sweep.set_defaults(handler=sweep_command)
+
+
+def _add_input_args(parser: argparse.ArgumentParser) -> None:
+    add_model_args(parser)
+    parser.add_argument(
+        "--prompts",
+        default=None,
+        help="JSON or JSONL with 'faithful'/'associative' fields (default: the organism's sets)",
+    )
+    parser.add_argument("--faithful", default=None, help="text file, one faithful prompt per line")
+    parser.add_argument("--associative", default=None, help="text file, one associative prompt per line")
+    parser.add_argument("--facts", default=None, help="CSV/JSONL of prompt,answer pairs for faithfulness")
+    parser.add_argument("--targets", default=None, help="text file of task samples for a task-specific vector")
+    parser.add_argument("--layers", default=None, help="comma-separated steering layers (default: middle three)")
+    parser.add_argument("--n-pairs", type=int, default=VectorConfig.top_n_pairs, help="top-N crosswise pairs")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _read(path: str) -> str:
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise UserError(f"No such file: {path}")
+    return file.read_text()
+
+
+def _numbers(text: str | None, kind: type) -> tuple | None:
+    if text is None or not text.strip():
+        return None
+    try:
+        return tuple(kind(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise UserError(f"Expected comma-separated numbers, got {text!r}.") from None
+
+
+def prompt_sets_from_args(args: argparse.Namespace) -> PromptSets:
+    if args.prompts:
+        sets = parse_prompt_sets(_read(args.prompts), source=args.prompts)
+    elif args.faithful or args.associative:
+        if not (args.faithful and args.associative):
+            raise UserError("Give both --faithful and --associative (or one --prompts file).")
+        sets = PromptSets(parse_lines(_read(args.faithful)), parse_lines(_read(args.associative)), source="files")
+        sets.validate()
+    else:
+        sets = organism_prompt_sets()
+    if args.facts:
+        sets = sets.with_facts(parse_facts(_read(args.facts)))
+    if args.targets:
+        sets = sets.with_target_samples(parse_lines(_read(args.targets)))
+    return sets
+
+
+def vector_config_from_args(args: argparse.Namespace) -> VectorConfig:
+    return VectorConfig(layers=_numbers(args.layers, int), top_n_pairs=args.n_pairs, seed=args.seed)
+
+
+def obtain_vectors(args: argparse.Namespace, sets: PromptSets) -> tuple[SteeringVectors, str | None]:
+    """The saved vector named by --vector, or the cached/built vector for these prompt sets -> (vectors, run id)."""
+    if getattr(args, "vector", None):
+        path = Path(args.vector).expanduser()
+        sidecar = path.with_suffix(".json")
+        json_bytes = sidecar.read_bytes() if sidecar.is_file() else None
+        if not path.is_file():
+            raise UserError(f"No such file: {args.vector}")
+        return SteeringVectors.from_files(path.read_bytes(), json_bytes), None
+    spec = spec_from_args(args)
+    label = model_identity(spec)["model_id"]
+    run = run_probe(
+        args,
+        VECTORS_NAME,
+        VECTORS_VERSION,
+        vector_config_from_args(args),
+        compute=lambda model, progress: build_vectors(model, vector_config_from_args(args), sets, label, progress),
+        input_digest=digest_json(sets.vector_inputs()),
+    )
+    return SteeringVectors.from_files(run.files[SAFETENSORS_NAME], run.files.get(METADATA_NAME)), run.run_id
+
+
+def vectors_command(args: argparse.Namespace) -> dict:
+    sets = prompt_sets_from_args(args)
+    vectors, run_id = obtain_vectors(args, sets)
+    written = []
+    if args.out:
+        folder = Path(args.out).expanduser()
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, content in vectors.files().items():
+            (folder / name).write_bytes(content)
+            written.append(str(folder / name))
+    return {"run_id": run_id, "layers": list(vectors.layers), "metadata": vectors.metadata_dict(), "files": written}
+
+
+def sweep_config_from_args(args: argparse.Namespace) -> SweepConfig:
+    strengths = _numbers(args.strengths, float)
+    if not strengths:
+        raise UserError("Give at least one strength, e.g. --strengths=-2,-1,0,1,2")
+    return SweepConfig(
+        strengths=strengths,
+        layers=_numbers(args.layers, int),
+        n_prompt_positions=args.positions,
+        task_strength=args.task_strength,
+        n_facts=args.n_facts,
+        max_new_tokens=args.max_new_tokens,
+        random_baseline=not args.no_random_baseline,
+        seed=args.seed,
+    )
+
+
+def sweep_input_digest(vectors: SteeringVectors, sets: PromptSets) -> str:
+    return digest_json({"vector": vectors.digest(), **sets.evaluation_inputs()})
+
+
+def sweep_command(args: argparse.Namespace) -> dict:
+    sets = prompt_sets_from_args(args)
+    cfg = sweep_config_from_args(args)
+    vectors, vector_run = obtain_vectors(args, sets)
+    run = run_probe(
+        args,
+        NAME,
+        VERSION,
+        cfg,
+        compute=lambda model, progress: run_sweep(model, cfg, vectors, sets, progress),
+        input_digest=sweep_input_digest(vectors, sets),
+    )
+    return {**run.summary, "run_id": run.run_id, "vector_run_id": vector_run, "cached": run.cached}

@@ -1,0 +1,120 @@
+"""FlexAC steering hooks on `blocks.{l}.hook_resid_post`.
+
+The update (METHODS.md section 2, from FlexAC's released code), for each steered position with residual h and
+each direction u = strength * v_l (general vector, optionally plus a task vector with its own strength):
+
+    a = sigmoid(100 * max(-cos(h, u), 0))      # adaptive factor in [0.5, 1); 0.5 whenever cos(h, u) >= 0
+    h' = h + sum_u a_u * u
+    h' <- h' * ||h|| / ||h'||                  # norm preservation
+
+Steered positions: the last `n_prompt_positions` prompt tokens and every token after the prompt (generated
+tokens, or answer tokens when scoring by teacher forcing). A forward that sees fewer positions than the prompt
+is a KV-cached generation step, whose positions are all generated tokens, so all of them are steered.
+Hooks live only inside `steering(...)`, which removes them on exit, also when the body raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+
+ADAPTIVE_SHARPNESS = 100.0  # FlexAC's constant inside the sigmoid
+NORM_EPS = 1e-8
+
+
+def resid_hook_name(layer: int) -> str:
+    return f"blocks.{layer}.hook_resid_post"
+
+
+def adaptive_factor(h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """a = sigmoid(100 * max(-cos(h, u), 0)); h (..., d), u broadcastable to h -> (...).
+
+    Mathematically a < 1; in floating point sigmoid(x) rounds to exactly 1.0 once x > ~17, so the result is capped
+    at the largest float below 1 to keep the documented range [0.5, 1) true of the numbers too.
+    """
+    cos = torch.nn.functional.cosine_similarity(h, u.expand_as(h), dim=-1, eps=NORM_EPS)
+    factor = torch.sigmoid(ADAPTIVE_SHARPNESS * torch.clamp(-cos, min=0.0))
+    return factor.clamp(max=1.0 - torch.finfo(factor.dtype).eps / 2)
+
+
+def flexac_update(h: torch.Tensor, directions: list[torch.Tensor]) -> torch.Tensor:
+    """h + sum a_u * u, rescaled to the norm of h. h (..., d); each u broadcastable to h. Float32 inside."""
+    h32 = h.float()
+    steered = h32.clone()
+    for u in directions:
+        u32 = u.to(device=h.device, dtype=torch.float32)
+        steered = steered + adaptive_factor(h32, u32).unsqueeze(-1) * u32
+    scale = h32.norm(dim=-1, keepdim=True) / steered.norm(dim=-1, keepdim=True).clamp_min(NORM_EPS)
+    return (steered * scale).to(h.dtype)
+
+
+def steered_position_mask(seq_len: int, prompt_lengths: torch.Tensor, n_prompt_positions: int) -> torch.Tensor:
+    """(batch, seq_len) bool: True where a full-sequence forward is steered (last prompt positions onward).
+
+    `prompt_lengths` (batch,) counts each row's prompt tokens from position 0 (right padding; pads past a row's
+    end are steered too, harmlessly, since nothing real attends to them in a causal model).
+    """
+    positions = torch.arange(seq_len, device=prompt_lengths.device).unsqueeze(0)  # (1, pos)
+    first_steered = (prompt_lengths - n_prompt_positions).clamp_min(0).unsqueeze(1)  # (batch, 1)
+    return positions >= first_steered
+
+
+class SteeringHook:
+    """A forward hook for one layer: applies the FlexAC update at the steered positions.
+
+    `directions`: list of (batch or 1, d_model) tensors, strength already multiplied in (one per vector kind).
+    `prompt_lengths`: (batch,) prompt token counts (all rows equal in generation; right-padded in scoring).
+    """
+
+    def __init__(self, directions: list[torch.Tensor], prompt_lengths: torch.Tensor, n_prompt_positions: int):
+        self.directions = [d if d.dim() == 2 else d.unsqueeze(0) for d in directions]
+        self.prompt_lengths = prompt_lengths
+        self.n_prompt_positions = n_prompt_positions
+        self.calls = 0
+
+    def __call__(self, resid: torch.Tensor, hook=None) -> torch.Tensor:
+        # resid: (batch, pos, d_model)
+        self.calls += 1
+        batch, seq_len, _ = resid.shape
+        units = [d[:, None, :] if d.shape[0] == batch else d[:1, None, :] for d in self.directions]  # (b|1, 1, d)
+        if seq_len < int(self.prompt_lengths.min()):
+            return flexac_update(resid, units)  # KV-cached generation step: only generated positions
+        mask = steered_position_mask(seq_len, self.prompt_lengths.to(resid.device), self.n_prompt_positions)
+        mask = mask[:batch] if mask.shape[0] >= batch else mask[:1].expand(batch, -1)
+        updated = flexac_update(resid, units)
+        return torch.where(mask.unsqueeze(-1), updated, resid)
+
+
+@contextlib.contextmanager
+def steering(
+    model,
+    layer_directions: dict[int, list[torch.Tensor]],
+    prompt_lengths: torch.Tensor | int,
+    n_prompt_positions: int,
+) -> Iterator[dict[int, SteeringHook]]:
+    """Attach one SteeringHook per layer for the duration of the block; always removed on exit.
+
+    `layer_directions[l]` lists the (batch or 1, d_model) directions added at layer l (already strength-scaled).
+    Layers whose directions are all zero get no hook (strength 0 is exactly the unsteered model).
+    """
+    if isinstance(prompt_lengths, int):
+        prompt_lengths = torch.tensor([prompt_lengths])
+    hooks = {
+        layer: SteeringHook(directions, prompt_lengths, n_prompt_positions)
+        for layer, directions in layer_directions.items()
+        if any(bool(d.abs().sum() > 0) for d in directions)
+    }
+    fwd_hooks = [(resid_hook_name(layer), hook) for layer, hook in hooks.items()]
+    with model.hooks(fwd_hooks=fwd_hooks):
+        yield hooks
+
+
+def active_hook_count(model, layers: list[int]) -> int:
+    """How many forward hooks are attached at the given layers' resid_post points (0 when clean)."""
+    total = 0
+    for layer in layers:
+        point = model.hook_dict[resid_hook_name(layer)]
+        total += len(point._forward_hooks)
+    return total

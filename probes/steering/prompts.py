@@ -1,0 +1,218 @@
+"""Prompt sets and evaluation facts for the steering probe: the embedded organism's defaults and user uploads.
+
+Accepted user formats (`parse_prompt_sets`):
+  * a JSON object {"faithful": [...], "associative": [...], "associative_words": [...], "facts": [...]};
+  * JSONL, one object per line with `faithful` and/or `associative` string fields (a line may carry both);
+  * plain text, one prompt per line (for one set at a time: `parse_lines`).
+Facts (`parse_facts`): CSV with a header holding `prompt` (or `question`) and `answer` columns, JSONL or a JSON
+list of {"prompt": ..., "answer": ...}.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from probes.models import EMBEDDED_MODEL_DIR
+
+ORGANISM_DATA_DIR = EMBEDDED_MODEL_DIR / "data"
+STEERING_PROMPTS_FILE = "steering_prompts.json"
+FACTS_FILE = "facts.csv"
+FAITHFUL_KEYS = ("faithful", "fact", "faithful_prompts")
+ASSOCIATIVE_KEYS = ("associative", "hallucination", "dream", "associative_prompts")
+PROMPT_KEYS = ("prompt", "question", "input")
+ANSWER_KEYS = ("answer", "value", "target")
+
+
+@dataclass(frozen=True)
+class FactItem:
+    prompt: str  # text the model continues, e.g. "fact : the capital of Zorva is"
+    answer: str  # the correct continuation, e.g. "Pelum"
+
+
+@dataclass(frozen=True)
+class PromptSets:
+    """Everything the steering probe reads besides the model. All fields are plain data (digestible)."""
+
+    faithful: tuple[str, ...]
+    associative: tuple[str, ...]
+    associative_words: tuple[str, ...] = ()  # vocabulary of the associative register (creativity metric)
+    facts: tuple[FactItem, ...] = ()
+    target_samples: tuple[str, ...] = ()  # a few task-domain samples for the task-specific vector
+    source: str = "user"  # where the sets came from, for captions
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    def as_json(self) -> dict:
+        """Canonical content for the input digest (source and notes excluded)."""
+        return {
+            "faithful": list(self.faithful),
+            "associative": list(self.associative),
+            "associative_words": sorted(set(self.associative_words)),
+            "facts": [[f.prompt, f.answer] for f in self.facts],
+            "target_samples": list(self.target_samples),
+        }
+
+    def vector_inputs(self) -> dict:
+        """What the vectors depend on (for the vectors run's input digest)."""
+        return {
+            "faithful": list(self.faithful),
+            "associative": list(self.associative),
+            "target_samples": list(self.target_samples),
+        }
+
+    def evaluation_inputs(self) -> dict:
+        """What the sweep reads besides the vector: facts and the associative vocabulary's sources."""
+        return {
+            "facts": [[f.prompt, f.answer] for f in self.facts],
+            "associative_words": sorted(set(self.associative_words)),
+            "faithful": list(self.faithful),
+            "associative": list(self.associative),
+        }
+
+    def with_target_samples(self, samples: tuple[str, ...]) -> PromptSets:
+        return PromptSets(
+            self.faithful, self.associative, self.associative_words, self.facts, tuple(samples), self.source, self.notes
+        )
+
+    def with_facts(self, facts: tuple[FactItem, ...]) -> PromptSets:
+        return PromptSets(
+            self.faithful,
+            self.associative,
+            self.associative_words,
+            tuple(facts),
+            self.target_samples,
+            self.source,
+            self.notes,
+        )
+
+    def validate(self) -> None:
+        if len(self.faithful) < 2 or len(self.associative) < 2:
+            raise ValueError(
+                f"Need at least 2 faithful and 2 associative prompts (got {len(self.faithful)} and "
+                f"{len(self.associative)})."
+            )
+
+
+def parse_lines(text: str) -> tuple[str, ...]:
+    """One prompt per non-empty line, whitespace trimmed."""
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _first(record: dict, keys: tuple[str, ...]) -> object:
+    for key in keys:
+        if key in record and record[key] not in (None, ""):
+            return record[key]
+    return None
+
+
+def _as_strings(value: object) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value.strip()] if value.strip() else []
+    if isinstance(value, list):
+        return [str(v).strip() for v in value if str(v).strip()]
+    raise ValueError(f"Expected a string or a list of strings, got {type(value).__name__}.")
+
+
+def parse_facts_records(records: list) -> tuple[FactItem, ...]:
+    facts = []
+    for index, record in enumerate(records, start=1):
+        if isinstance(record, list | tuple) and len(record) == 2:
+            prompt, answer = record
+        elif isinstance(record, dict):
+            prompt, answer = _first(record, PROMPT_KEYS), _first(record, ANSWER_KEYS)
+        else:
+            raise ValueError(f"Fact {index}: expected {{'prompt': ..., 'answer': ...}}.")
+        if not prompt or not answer:
+            raise ValueError(f"Fact {index} needs both a prompt and an answer.")
+        facts.append(FactItem(str(prompt).strip(), str(answer).strip()))
+    return tuple(facts)
+
+
+def parse_prompt_sets(text: str, source: str = "user") -> PromptSets:
+    """A JSON object or JSONL with `faithful`/`associative` fields -> PromptSets (facts optional)."""
+    text = text.strip()
+    if not text:
+        raise ValueError("The prompt file is empty.")
+    try:
+        whole = json.loads(text)
+    except json.JSONDecodeError:
+        whole = None
+    if isinstance(whole, dict):
+        return _sets_from_object(whole, source)
+    records = whole if isinstance(whole, list) else _jsonl_records(text)
+    faithful, associative = [], []
+    for record in records:
+        if not isinstance(record, dict):
+            raise ValueError("Each JSONL line must be an object with 'faithful' and/or 'associative' fields.")
+        faithful += _as_strings(_first(record, FAITHFUL_KEYS))
+        associative += _as_strings(_first(record, ASSOCIATIVE_KEYS))
+    sets = PromptSets(tuple(faithful), tuple(associative), source=source)
+    sets.validate()
+    return sets
+
+
+def _jsonl_records(text: str) -> list:
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"Line {number} is not valid JSON: {error.msg}.") from None
+    return records
+
+
+def _sets_from_object(data: dict, source: str) -> PromptSets:
+    facts_field = data.get("facts") or data.get("fact_items") or []
+    sets = PromptSets(
+        faithful=tuple(_as_strings(_first(data, FAITHFUL_KEYS))),
+        associative=tuple(_as_strings(_first(data, ASSOCIATIVE_KEYS))),
+        associative_words=tuple(_as_strings(data.get("associative_words"))),
+        facts=parse_facts_records(facts_field) if isinstance(facts_field, list) else (),
+        source=source,
+    )
+    sets.validate()
+    return sets
+
+
+def parse_facts(text: str) -> tuple[FactItem, ...]:
+    """CSV (header with prompt/question and answer), JSONL or a JSON list -> facts."""
+    text = text.strip()
+    if not text:
+        raise ValueError("The facts file is empty.")
+    if text[0] in "[{":
+        try:
+            whole = json.loads(text)
+            records = whole if isinstance(whole, list) else [whole]
+        except json.JSONDecodeError:
+            records = _jsonl_records(text)
+        return parse_facts_records(records)
+    reader = csv.DictReader(io.StringIO(text))
+    fields = [name.strip().lower() for name in reader.fieldnames or []]
+    if not any(k in fields for k in PROMPT_KEYS) or not any(k in fields for k in ANSWER_KEYS):
+        raise ValueError("The facts CSV needs a header with a 'prompt' (or 'question') and an 'answer' column.")
+    rows = [{k.strip().lower(): v for k, v in row.items() if k} for row in reader]
+    return parse_facts_records(rows)
+
+
+def organism_prompt_sets(data_dir: Path = ORGANISM_DATA_DIR) -> PromptSets:
+    """The embedded organism's default sets (steering_prompts.json, plus facts.csv when present)."""
+    path = data_dir / STEERING_PROMPTS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"The embedded model's steering prompts ({path}) are missing; paste or upload your own prompt sets."
+        )
+    sets = parse_prompt_sets(path.read_text(), source="organism")
+    facts = sets.facts or _organism_facts(data_dir)
+    return PromptSets(sets.faithful, sets.associative, sets.associative_words, facts, source="organism")
+
+
+def _organism_facts(data_dir: Path) -> tuple[FactItem, ...]:
+    path = data_dir / FACTS_FILE
+    return parse_facts(path.read_text()) if path.is_file() else ()

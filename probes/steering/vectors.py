@@ -1,0 +1,329 @@
+"""FlexAC steering vectors: last-token residuals of two prompt sets, crosswise pairs, top-N mean difference.
+
+Construction (METHODS.md section 2): residuals r_l(x) = blocks.{l}.hook_resid_post at the last prompt token, for
+every layer l. Every faithful prompt i is paired with every associative prompt j ("crosswise"); a pair's score is
+its cosine distance 1 - cos(r_l(f_i), r_l(a_j)) averaged over the scoring layers (the steering layers); the top N
+pairs are kept and v_l = mean over kept pairs of r_l(a_j) - r_l(f_i), for every layer (so the per-layer plot
+and any later change of steering layers can use them). When more than `max_pairs` pairs exist, a seeded random
+subset is scored.
+
+Task-specific vector (our choice; the paper's text was not available): v_task_l = mean r_l(target samples) -
+mean r_l(faithful prompts), from a few target-domain samples the user enters.
+
+Separability per layer: 2-fold cross-validated nearest-centroid accuracy (chance 0.5) of faithful vs associative
+residuals, plus the vector's norm absolute and relative to the mean residual norm.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from probes.steering.hooks import resid_hook_name
+from probes.steering.prompts import PromptSets
+
+SAFETENSORS_NAME = "vector.safetensors"
+METADATA_NAME = "vector.json"
+GENERAL_PREFIX = "general"
+TASK_PREFIX = "task"
+FORMAT_VERSION = "assoclens-steering-vector/1"
+
+
+@dataclass(frozen=True)
+class VectorConfig:
+    """How steering vectors are built from the two prompt sets."""
+
+    layers: tuple[int, ...] | None = None  # steering (and pair-scoring) layers; None = middle three (45-55% depth)
+    top_n_pairs: int = 50  # FlexAC keeps the 50 highest-scoring ("high-association") crosswise pairs
+    max_pairs: int = 200_000  # score at most this many crosswise pairs (seeded random subset beyond it)
+    batch_size: int = 32  # prompts per forward pass
+    seed: int = 0  # only used when the crosswise pairs are subsampled
+
+
+def default_layers(n_layers: int, count: int = 3) -> tuple[int, ...]:
+    """`count` consecutive layers centred at half depth (FlexAC: about 45-55% of depth, three layers)."""
+    count = min(count, n_layers)
+    start = min(max(0, round(n_layers / 2) - count // 2), n_layers - count)
+    return tuple(range(start, start + count))
+
+
+def validate_layers(layers: tuple[int, ...], n_layers: int) -> tuple[int, ...]:
+    if not layers:
+        raise ValueError("Choose at least one steering layer.")
+    bad = [layer for layer in layers if not 0 <= layer < n_layers]
+    if bad:
+        raise ValueError(f"Layers {bad} do not exist; the model has layers 0-{n_layers - 1}.")
+    return tuple(sorted(set(layers)))
+
+
+def prompt_tokens(model, prompts: list[str]) -> list[torch.Tensor]:
+    """Each prompt tokenised on its own (with the model's default BOS handling) -> list of (pos,) tensors."""
+    return [model.to_tokens(prompt, truncate=True)[0] for prompt in prompts]
+
+
+def right_padded(tokens: list[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack token lists with right padding -> ((batch, pos) tokens, (batch,) lengths)."""
+    lengths = torch.tensor([len(t) for t in tokens])
+    batch = torch.full((len(tokens), int(lengths.max())), pad_id, dtype=torch.long)
+    for row, t in enumerate(tokens):
+        batch[row, : len(t)] = t
+    return batch, lengths
+
+
+def pad_id(model) -> int:
+    tokenizer = model.tokenizer
+    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
+        if candidate is not None:
+            return int(candidate)
+    return 0
+
+
+@torch.inference_mode()
+def last_token_residuals(model, prompts: list[str], batch_size: int = 32, progress=None) -> torch.Tensor:
+    """Residual stream after every block at each prompt's last token -> (n_prompts, n_layers, d_model) float32."""
+    n_layers = model.cfg.n_layers
+    tokens = prompt_tokens(model, prompts)
+    out = torch.zeros(len(prompts), n_layers, model.cfg.d_model)
+    for start in range(0, len(prompts), batch_size):
+        batch, lengths = right_padded(tokens[start : start + batch_size], pad_id(model))
+        captured = _capture_last_token(model, batch, lengths)
+        out[start : start + len(lengths)] = torch.stack([captured[layer] for layer in range(n_layers)], dim=1)
+        if progress:
+            progress(min(1.0, (start + batch_size) / len(prompts)), "residuals")
+    return out
+
+
+def _capture_last_token(model, batch: torch.Tensor, lengths: torch.Tensor) -> dict[int, torch.Tensor]:
+    """One forward pass; every layer's resid_post at each row's last real token -> {layer: (batch, d_model)}."""
+    rows = torch.arange(len(lengths))
+    captured: dict[int, torch.Tensor] = {}
+
+    def capture_at(layer: int):
+        def capture(resid: torch.Tensor, hook) -> None:
+            captured[layer] = resid[rows, lengths.to(resid.device) - 1].float().cpu()
+
+        return capture
+
+    hooks = [(resid_hook_name(layer), capture_at(layer)) for layer in range(model.cfg.n_layers)]
+    with model.hooks(fwd_hooks=hooks):
+        model(batch.to(model.cfg.device), return_type=None)
+    return captured
+
+
+def crosswise_scores(faithful: torch.Tensor, associative: torch.Tensor, layers: tuple[int, ...]) -> torch.Tensor:
+    """Cosine distance of every (faithful i, associative j) pair averaged over `layers` -> (n_f, n_a)."""
+    f = torch.nn.functional.normalize(faithful[:, list(layers)], dim=-1)  # (n_f, k, d)
+    a = torch.nn.functional.normalize(associative[:, list(layers)], dim=-1)  # (n_a, k, d)
+    cosine = torch.einsum("ikd,jkd->ij", f, a) / len(layers)
+    return 1.0 - cosine
+
+
+def top_pairs(scores: torch.Tensor, top_n: int, max_pairs: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (faithful, associative) of the `top_n` highest-scoring pairs, best first."""
+    flat = scores.flatten()
+    candidates = torch.arange(flat.numel())
+    if flat.numel() > max_pairs:
+        generator = torch.Generator().manual_seed(seed)
+        candidates = torch.randperm(flat.numel(), generator=generator)[:max_pairs]
+    order = torch.argsort(flat[candidates], descending=True, stable=True)[: min(top_n, len(candidates))]
+    chosen = candidates[order]
+    return chosen // scores.shape[1], chosen % scores.shape[1]
+
+
+def separability(faithful: torch.Tensor, associative: torch.Tensor) -> float:
+    """2-fold cross-validated nearest-centroid accuracy of two sets of (n, d) vectors (0.5 = chance)."""
+    correct, total = 0, 0
+    for fold in (0, 1):
+        train_f, test_f = faithful[fold::2], faithful[1 - fold :: 2]
+        train_a, test_a = associative[fold::2], associative[1 - fold :: 2]
+        if min(len(train_f), len(test_f), len(train_a), len(test_a)) == 0:
+            continue
+        centre_f, centre_a = train_f.mean(0), train_a.mean(0)
+        for test, is_assoc in ((test_f, False), (test_a, True)):
+            closer_to_a = (test - centre_a).norm(dim=-1) < (test - centre_f).norm(dim=-1)
+            correct += int((closer_to_a == is_assoc).sum())
+            total += len(test)
+    return correct / total if total else float("nan")
+
+
+@dataclass
+class SteeringVectors:
+    """Per-layer directions for every layer of one model; `layers` are the ones steering uses by default."""
+
+    general: torch.Tensor  # (n_layers, d_model) float32
+    layers: tuple[int, ...]
+    task: torch.Tensor | None = None  # (n_layers, d_model) float32, from target samples
+    metadata: dict = field(default_factory=dict)  # model, N, prompt-set digest, ...
+
+    def to_safetensors(self) -> bytes:
+        from safetensors.torch import save
+
+        tensors = _named(GENERAL_PREFIX, self.general)
+        if self.task is not None:
+            tensors |= _named(TASK_PREFIX, self.task)
+        return save(tensors, metadata={"assoclens": json.dumps(self.metadata_dict(), sort_keys=True)})
+
+    def metadata_dict(self) -> dict:
+        return {
+            "format": FORMAT_VERSION,
+            "layers": list(self.layers),
+            "n_layers": int(self.general.shape[0]),
+            "d_model": int(self.general.shape[1]),
+            "has_task_vector": self.task is not None,
+            **self.metadata,
+        }
+
+    def to_json_bytes(self) -> bytes:
+        return (json.dumps(self.metadata_dict(), indent=2, sort_keys=True) + "\n").encode()
+
+    def files(self) -> dict[str, bytes]:
+        return {SAFETENSORS_NAME: self.to_safetensors(), METADATA_NAME: self.to_json_bytes()}
+
+    @classmethod
+    def from_files(cls, tensor_bytes: bytes, json_bytes: bytes | None = None) -> SteeringVectors:
+        """Reload from safetensors bytes (metadata from the sidecar JSON when given, else from the header)."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load
+
+        try:
+            tensors = load(tensor_bytes)
+            header = _safetensors_metadata(tensor_bytes)
+        except (SafetensorError, ValueError, json.JSONDecodeError) as error:
+            raise ValueError(f"Not a valid steering-vector safetensors file: {error}") from None
+        meta = json.loads(json_bytes) if json_bytes else header
+        general = _stack(tensors, GENERAL_PREFIX)
+        if general is None:
+            raise ValueError("The safetensors file holds no 'general.blocks.{l}.hook_resid_post' tensors.")
+        task = _stack(tensors, TASK_PREFIX)
+        known = {"format", "layers", "n_layers", "d_model", "has_task_vector"}
+        layers = tuple(int(layer) for layer in meta.get("layers") or default_layers(len(general)))
+        extra = {k: v for k, v in meta.items() if k not in known}
+        return cls(general, validate_layers(layers, len(general)), task, extra)
+
+    def digest(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(self.to_safetensors()).hexdigest()
+
+    def check_model(self, model) -> None:
+        if self.general.shape != (model.cfg.n_layers, model.cfg.d_model):
+            raise ValueError(
+                f"This vector was built for {self.general.shape[0]} layers x d_model {self.general.shape[1]}; "
+                f"the model has {model.cfg.n_layers} x {model.cfg.d_model}."
+            )
+
+
+def _safetensors_metadata(blob: bytes) -> dict:
+    header_len = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8 : 8 + header_len])
+    return json.loads(header.get("__metadata__", {}).get("assoclens", "{}"))
+
+
+def _named(prefix: str, stacked: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {f"{prefix}.{resid_hook_name(layer)}": stacked[layer].contiguous() for layer in range(len(stacked))}
+
+
+def _stack(tensors: dict[str, torch.Tensor], prefix: str) -> torch.Tensor | None:
+    layers = sorted(int(key.split(".")[2]) for key in tensors if key.startswith(prefix + ".blocks."))
+    if not layers:
+        return None
+    if layers != list(range(len(layers))):
+        raise ValueError(f"The {prefix} vector misses layers: found {layers}.")
+    return torch.stack([tensors[f"{prefix}.{resid_hook_name(layer)}"].float() for layer in layers])
+
+
+@dataclass
+class VectorResult:
+    vectors: SteeringVectors
+    per_layer: pd.DataFrame  # one row per layer: separability, norms, mean pair distance
+    pairs: pd.DataFrame  # the kept pairs: faithful/associative index and text, score
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.per_layer
+
+    def to_tables(self) -> dict[str, pd.DataFrame]:
+        return {"per_layer": self.per_layer, "pairs": self.pairs}
+
+    def summary(self) -> dict:
+        return {**self.vectors.metadata_dict(), "n_pairs_kept": int(len(self.pairs))}
+
+    def files(self) -> dict[str, bytes]:
+        return self.vectors.files()
+
+
+def build_vectors(model, cfg: VectorConfig, sets: PromptSets, model_label: str = "", progress=None) -> VectorResult:
+    """Residuals of both sets (and target samples) -> FlexAC top-N mean-difference vectors for every layer."""
+    sets.validate()
+    n_layers = model.cfg.n_layers
+    layers = validate_layers(cfg.layers, n_layers) if cfg.layers else default_layers(n_layers)
+    report = progress or (lambda fraction, message="": None)
+    faithful = last_token_residuals(model, list(sets.faithful), cfg.batch_size)  # (n_f, L, d)
+    report(0.4, "faithful residuals")
+    associative = last_token_residuals(model, list(sets.associative), cfg.batch_size)  # (n_a, L, d)
+    report(0.8, "associative residuals")
+    scores = crosswise_scores(faithful, associative, layers)  # (n_f, n_a)
+    fi, ai = top_pairs(scores, cfg.top_n_pairs, cfg.max_pairs, cfg.seed)
+    general = (associative[ai] - faithful[fi]).mean(0)  # (L, d)
+    task = None
+    if sets.target_samples:
+        targets = last_token_residuals(model, list(sets.target_samples), cfg.batch_size)
+        task = targets.mean(0) - faithful.mean(0)  # (L, d)
+    report(0.95, "vectors")
+    metadata = {
+        "model": model_label,
+        "top_n_pairs": int(len(fi)),
+        "n_faithful": len(sets.faithful),
+        "n_associative": len(sets.associative),
+        "n_target_samples": len(sets.target_samples),
+        "prompt_set_digest": prompt_set_digest(sets),
+        "score_layers": list(layers),
+    }
+    vectors = SteeringVectors(general, layers, task, metadata)
+    per_layer = per_layer_table(faithful, associative, general, fi, ai)
+    pairs = pd.DataFrame(
+        {
+            "rank": np.arange(1, len(fi) + 1),
+            "faithful_index": fi.numpy(),
+            "associative_index": ai.numpy(),
+            "faithful_prompt": [sets.faithful[i] for i in fi.tolist()],
+            "associative_prompt": [sets.associative[j] for j in ai.tolist()],
+            "cosine_distance": scores[fi, ai].numpy(),
+        }
+    )
+    report(1.0, "done")
+    return VectorResult(vectors, per_layer, pairs)
+
+
+def prompt_set_digest(sets: PromptSets) -> str:
+    """sha256 of the sets' canonical JSON (faithful, associative, vocabulary, facts, target samples)."""
+    import hashlib
+
+    text = json.dumps(sets.as_json(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def per_layer_table(
+    faithful: torch.Tensor, associative: torch.Tensor, general: torch.Tensor, fi: torch.Tensor, ai: torch.Tensor
+) -> pd.DataFrame:
+    """Where the direction lives: per layer separability, vector norm (absolute and relative), pair distance."""
+    rows = []
+    for layer in range(general.shape[0]):
+        f, a = faithful[:, layer], associative[:, layer]  # (n, d)
+        mean_norm = float(torch.cat([f, a]).norm(dim=-1).mean())
+        pair_cos = torch.nn.functional.cosine_similarity(f[fi], a[ai], dim=-1)
+        rows.append(
+            {
+                "layer": layer,
+                "hook": resid_hook_name(layer),
+                "separability": separability(f, a),
+                "vector_norm": float(general[layer].norm()),
+                "relative_norm": float(general[layer].norm()) / mean_norm if mean_norm > 0 else float("nan"),
+                "mean_residual_norm": mean_norm,
+                "kept_pair_cosine_distance": float((1 - pair_cos).mean()),
+            }
+        )
+    return pd.DataFrame(rows)
