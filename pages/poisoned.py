@@ -1,6 +1,318 @@
-"""Poisoned context (Rescorla-Wagner) page (placeholder until the probe lands; shows no results)."""
+"""Poisoned context (Rescorla-Wagner): how a share of inappropriate context shifts answers, and one context up close."""
 
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
+from cache import digest_json
+from pages.common import about_box, cached_lookup, cached_run, export_buttons, run_caption, show_error
+from probes.poisoned import (
+    EXPLORE_NAME,
+    EXPLORE_VERSION,
+    NAME,
+    VERSION,
+    CurveConfig,
+    ExploreConfig,
+    ExploreInput,
+    Testbed,
+    TestbedError,
+    explore,
+    load_testbed,
+    run,
+)
+from probes.poisoned.contexts import POSITIONS
+from probes.poisoned.testbed import CSV_COLUMNS, EMBEDDED_TESTBED, MAX_UPLOAD_BYTES, decode_upload
+
+SOURCES = ("Embedded organism testbed", "Upload a file", "Paste text")
+UPLOAD_LABEL = "Upload a testbed (.json, .jsonl or .csv, at most 10 MB)"
+CONTEXT_UPLOAD_LABEL = "Upload a context (.txt, one segment per line, at most 1 MB)"
+MAX_CONTEXT_BYTES = 2**20
+STRENGTH_LABELS = {"poisoned_rate": "Poisoned rate", "choice_probability": "Mean choice probability of the claim"}
+CURVE_TITLE = "Poisoned-context curve: {strength} vs share of inappropriate items"
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+FORMAT_HELP = f"""
+**Public testbed schema (.json)**: a list of objects with `Question`, `Generated Information` (appropriate
+sentences), `Input` (the inappropriate claim), `Synonym Sentence` (paraphrases of the claim) and `Simple Answer`
+(the reference answer); privacy items use `Non-private Information` / `Privacy information`. Sentence fields may be
+a list or one string. The category is `Category` if present, else the file name (`fakenews_output.json` → fakenews).
+
+**Our format (.csv, or .jsonl with the same keys)**: columns `{",".join(CSV_COLUMNS)}` and optionally `claim`.
+`appropriate` and `inappropriate` hold one or more sentences separated by `|`; the claim defaults to the first
+inappropriate sentence. Example row: `What is the capital of Zorva?,The capital of Zorva is Pelum.|Zorva is a
+country.,The capital of Zorva is Kret.,The capital of Zorva is Pelum.,geography`
+
+Limits: {MAX_UPLOAD_BYTES // 2**20} MB, UTF-8 text, 50,000 items, JSON nested at most 16 deep. Rows with a wrong
+field are skipped and listed (row index and field); nothing is executed, and formula-looking cells stay plain text.
+"""
+
 st.title("Poisoned context (Rescorla-Wagner)")
-st.info("This probe is not built yet. No results are shown until it is.")
+about_box(
+    "Contexts of *n* retrieved items in the Poisoned Context Testbed prompt format, with a share *p* of "
+    "inappropriate items (the claim and its paraphrases, tagged with disreputable sources). For each share we score "
+    "the reference answer against the inappropriate claim by log-probability and fit the Rescorla-Wagner model "
+    "A(p) = c·V(pn) / (V(pn) + V((1−p)n)), V(k) = 1 − (1 − αβ)^k: a concave curve means a small share of "
+    "inappropriate content already moves the answer a lot.",
+    "Context Engineering for Trustworthiness: Rescorla Wagner Steering Under Mixed and Inappropriate Contexts "
+    "(EMNLP 2025); data: the Poisoned Context Testbed.",
+    "forced choice by log-probability instead of the paper's LLM judge; the RW formulation is our reading "
+    "(METHODS.md §3); the fitted strength is the poisoned rate (share of items whose claim wins) unless you pick the "
+    "mean choice probability; source tags are the organism's tag words; when n items do not fit the model's "
+    "context, n is lowered and a notice says so.",
+)
+
+
+def read_testbed() -> Testbed | None:
+    """The testbed chosen in the widgets, or None (with one message) when there is none or it is invalid."""
+    source = st.radio("Testbed", SOURCES, horizontal=True, key="poisoned-source")
+    with st.expander("Upload format"):
+        st.markdown(FORMAT_HELP)
+    try:
+        if source == SOURCES[0]:
+            if not EMBEDDED_TESTBED.is_file():
+                st.info("The embedded organism's testbed is not there yet; upload or paste one.")
+                return None
+            return load_testbed(EMBEDDED_TESTBED.read_bytes(), EMBEDDED_TESTBED.name)
+        if source == SOURCES[1]:
+            upload = st.file_uploader(UPLOAD_LABEL, type=["json", "jsonl", "csv"], key="poisoned-upload")
+            return load_testbed(upload.getvalue(), upload.name) if upload is not None else None
+        kind = st.selectbox("Pasted format", ["json", "jsonl", "csv"], key="poisoned-paste-format")
+        text = st.text_area("Paste a testbed", height=150, key="poisoned-paste")
+        return load_testbed(text.encode("utf-8"), f"pasted.{kind}") if text.strip() else None
+    except TestbedError as error:
+        show_error(error)
+        return None
+
+
+def describe_testbed(testbed: Testbed) -> None:
+    categories = ", ".join(f"{name} ({count})" for name, count in testbed.categories().items())
+    st.success(f"{testbed.source}: {len(testbed.items)} usable items; categories: {categories}.")
+    if testbed.skipped:
+        st.warning(f"{len(testbed.skipped)} rows skipped, e.g. {testbed.skipped[0].reason}.")
+        with st.expander("Skipped rows"):
+            st.dataframe(pd.DataFrame([row.__dict__ for row in testbed.skipped]), hide_index=True, width="stretch")
+
+
+def curve_settings(testbed: Testbed) -> tuple[CurveConfig, bool]:
+    defaults = CurveConfig()
+    with st.form("poisoned-settings"):
+        left, middle, right = st.columns(3)
+        n_items = left.slider("Items per context (n)", 2, 40, defaults.n_items, key="poisoned-n-items")
+        steps = left.select_slider("Share steps", [2, 4, 5, 10, 20], defaults.proportion_steps, key="poisoned-steps")
+        positions = middle.multiselect("Position of inappropriate items", POSITIONS, list(defaults.positions),
+                                       key="poisoned-positions")
+        categories = middle.multiselect("Categories (empty: all)", list(testbed.categories()), key="poisoned-cats")
+        max_items = right.number_input("Items per category", 1, 2000, defaults.max_items_per_category,
+                                       key="poisoned-max-items")
+        strength = right.radio("Strength fitted by the RW model", list(STRENGTH_LABELS),
+                               format_func=STRENGTH_LABELS.get, key="poisoned-strength")
+        with st.expander("More settings"):
+            tags = st.checkbox("Source tags (From …)", True, key="poisoned-tags")
+            normalize = st.checkbox("Length-normalise answer log-probs", False, key="poisoned-normalize")
+            bootstrap = st.number_input("Bootstrap resamples", 0, 2000, defaults.n_bootstrap, key="poisoned-bootstrap")
+            generated = st.number_input("Generated example answers", 0, 12, 0, key="poisoned-generated")
+            seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="poisoned-seed")
+        submitted = st.form_submit_button("Compute curves", type="primary")
+    cfg = CurveConfig(n_items=int(n_items), proportion_steps=int(steps), positions=tuple(positions) or ("random",),
+                      max_items_per_category=int(max_items), categories=tuple(categories), source_tags=tags,
+                      strength=strength, length_normalize=normalize, n_bootstrap=int(bootstrap),
+                      n_generated=int(generated), seed=int(seed))
+    return cfg, submitted
+
+
+def curve_figure(curve: pd.DataFrame, fitted: pd.DataFrame, groups: list[tuple[str, str]], strength: str) -> go.Figure:
+    figure = go.Figure()
+    for index, (category, position) in enumerate(groups):
+        color = COLORS[index % len(COLORS)]
+        label = f"{category} · {position}"
+        rows = curve[(curve["category"] == category) & (curve["position"] == position)]
+        fine = fitted[(fitted["category"] == category) & (fitted["position"] == position)]
+        if rows["strength_low"].notna().all():
+            band_x = list(rows["proportion"] * 100) + list(rows["proportion"][::-1] * 100)
+            band_y = list(rows["strength_high"]) + list(rows["strength_low"][::-1])
+            figure.add_scatter(x=band_x, y=band_y, fill="toself", line={"width": 0}, fillcolor=color, opacity=0.15,
+                               hoverinfo="skip", showlegend=False, name=f"{label} 95% band")
+        figure.add_scatter(x=rows["proportion"] * 100, y=rows["strength"], mode="markers+lines", name=label,
+                           line={"color": color}, customdata=rows["mean_logodds"],
+                           hovertemplate="share %{x:.0f}%<br>strength %{y:.3f}<br>mean log-odds %{customdata:.2f}")
+        figure.add_scatter(x=fine["proportion"] * 100, y=fine["fitted"], mode="lines", name=f"{label} RW fit",
+                           line={"color": color, "dash": "dash"})
+        figure.add_scatter(x=fine["proportion"] * 100, y=fine["proportional"], mode="lines",
+                           name=f"{label} proportional (c·p)", line={"color": color, "dash": "dot", "width": 1})
+    figure.update_layout(title=CURVE_TITLE.format(strength=STRENGTH_LABELS[strength].lower()),
+                         xaxis_title="Share of inappropriate items in the context (%)",
+                         yaxis_title=f"{STRENGTH_LABELS[strength]} (0–1)", yaxis_range=[-0.02, 1.02])
+    return figure
+
+
+def logodds_figure(curve: pd.DataFrame, groups: list[tuple[str, str]]) -> go.Figure:
+    figure = go.Figure()
+    for index, (category, position) in enumerate(groups):
+        rows = curve[(curve["category"] == category) & (curve["position"] == position)]
+        error = {"type": "data", "symmetric": False, "array": rows["mean_logodds_high"] - rows["mean_logodds"],
+                 "arrayminus": rows["mean_logodds"] - rows["mean_logodds_low"]}
+        figure.add_scatter(x=rows["proportion"] * 100, y=rows["mean_logodds"], mode="markers+lines",
+                           name=f"{category} · {position}", line={"color": COLORS[index % len(COLORS)]},
+                           error_y=error if rows["mean_logodds_low"].notna().all() else None)
+    figure.add_hline(y=0, line={"color": "grey", "dash": "dot"})
+    figure.update_layout(title="Mean log-odds of the claim over the reference answer",
+                         xaxis_title="Share of inappropriate items in the context (%)",
+                         yaxis_title="log P(claim) − log P(reference) (nats)")
+    return figure
+
+
+def overweight_figure(fitted: pd.DataFrame, groups: list[tuple[str, str]]) -> go.Figure:
+    figure = go.Figure()
+    for index, (category, position) in enumerate(groups):
+        fine = fitted[(fitted["category"] == category) & (fitted["position"] == position)]
+        figure.add_scatter(x=fine["proportion"] * 100, y=fine["overweight"], mode="lines",
+                           name=f"{category} · {position}", line={"color": COLORS[index % len(COLORS)]})
+    figure.add_hline(y=0, line={"color": "grey", "dash": "dot"})
+    figure.update_layout(title="Over-weighting of the less prevalent content (RW fit minus proportional)",
+                         xaxis_title="Share of inappropriate items in the context (%)",
+                         yaxis_title="Fitted strength − c·p (0–1 scale)")
+    return figure
+
+
+def show_curves(stored) -> None:
+    summary, curve, fits, fitted = stored.summary, stored.tables["curve"], stored.tables["fits"], stored.tables["fitted"]
+    run_caption(stored)
+    if summary.get("notice"):
+        st.warning(summary["notice"])
+    fit = summary["rw_fit"]
+    band = (f" (95% CI {fit['alpha_beta_low']:.3f}–{fit['alpha_beta_high']:.3f})"
+            if fit.get("alpha_beta_low") is not None else "")
+    cols = st.columns(4)
+    cols[0].metric("αβ (all, " + summary["position"] + ")", f"{fit['alpha_beta']:.3f}", help="learning rate × salience" + band)
+    cols[1].metric("Scale c", f"{fit['scale']:.3f}")
+    cols[2].metric("R²", "n/a" if fit["r2"] is None else f"{fit['r2']:.3f}")
+    cols[3].metric("Items scored", f"{summary['testbed_items']} × n={summary['n_items_used']}")
+    st.caption(f"αβ{band}. Dashed: RW fit; dotted: the proportional line c·p; shaded: 95% bootstrap band over items.")
+    all_groups = list(dict.fromkeys(zip(curve["category"], curve["position"], strict=True)))
+    labels = [f"{c} · {p}" for c, p in all_groups]
+    default = [label for label, (c, _) in zip(labels, all_groups, strict=True) if c == "all"]
+    chosen = st.multiselect("Curves shown", labels, default, key="poisoned-groups")
+    groups = [group for label, group in zip(labels, all_groups, strict=True) if label in chosen]
+    st.plotly_chart(curve_figure(curve, fitted, groups, summary["strength"]), width="stretch", key="poisoned-curve")
+    left, right = st.columns(2)
+    left.plotly_chart(logodds_figure(curve, groups), width="stretch", key="poisoned-logodds")
+    right.plotly_chart(overweight_figure(fitted, groups), width="stretch", key="poisoned-overweight")
+    st.dataframe(fits, hide_index=True, width="stretch")
+    examples = stored.tables.get("examples")
+    if examples is not None and len(examples):
+        st.subheader("Generated answers")
+        st.dataframe(examples.drop(columns=["prompt"]), hide_index=True, width="stretch")
+    export_buttons(stored, key_prefix="poisoned")
+
+
+def curves_tab(testbed: Testbed | None) -> None:
+    if testbed is None:
+        return
+    describe_testbed(testbed)
+    cfg, submitted = curve_settings(testbed)
+    if submitted:
+        st.session_state["poisoned-requested"] = True
+    if st.session_state.get("poisoned-requested"):
+        stored = cached_run(NAME, VERSION, cfg, compute=lambda model, progress: run(model, cfg, testbed, progress),
+                            input_digest=testbed.digest, label="Scoring contexts")
+    else:
+        stored = cached_lookup(NAME, VERSION, cfg, input_digest=testbed.digest)
+        if stored is None:
+            st.info("Press **Compute curves** to score the testbed (the defaults take seconds on the organism).")
+    if stored is not None:
+        show_curves(stored)
+
+
+# ------------------------------------------------------------------------------------------- one context
+
+
+def explore_defaults(testbed: Testbed | None) -> dict[str, str]:
+    if testbed is None:
+        return {"question": "", "context": "", "bad": "", "answers": ""}
+    item = testbed.items[0]
+    return {"question": item.question, "context": "\n".join(item.appropriate), "bad": "\n".join(item.inappropriate),
+            "answers": f"{item.reference}\n{item.claim}"}
+
+
+def lines(text: str) -> tuple[str, ...]:
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
+def prefill_from(testbed: Testbed | None) -> None:
+    """Fill the explore fields with the testbed's first item whenever the testbed changes."""
+    digest = testbed.digest if testbed is not None else None
+    if st.session_state.get("poisoned-x-prefilled") == digest:
+        return
+    st.session_state["poisoned-x-prefilled"] = digest
+    for name, value in explore_defaults(testbed).items():
+        st.session_state[f"poisoned-x-{name}"] = value
+
+
+def explore_inputs(testbed: Testbed | None) -> tuple[ExploreInput, ExploreConfig, bool] | None:
+    prefill_from(testbed)
+    question = st.text_input("Question", key="poisoned-x-question")
+    upload = st.file_uploader(CONTEXT_UPLOAD_LABEL, type=["txt"], key="poisoned-x-upload")
+    context = st.text_area("Context segments (one per line)", key="poisoned-x-context")
+    if upload is not None:
+        try:
+            context = decode_upload(upload.getvalue(), upload.name, MAX_CONTEXT_BYTES)
+        except TestbedError as error:
+            show_error(error)
+            return None
+    bad = st.text_area("Inappropriate segments to mix in (one per line)", key="poisoned-x-bad")
+    answers = st.text_area("Candidate answers (one per line: reference first, then the claim)",
+                           key="poisoned-x-answers")
+    left, middle, right = st.columns(3)
+    n_bad = left.slider("Inappropriate segments mixed in", 0, 20, 2, key="poisoned-x-n-bad")
+    position = middle.selectbox("Where", POSITIONS, key="poisoned-x-position")
+    generate = right.checkbox("Generate an answer", True, key="poisoned-x-generate")
+    submitted = st.button("Score this context", key="poisoned-x-run")
+    data = ExploreInput(question.strip(), lines(context), lines(bad), lines(answers))
+    return data, ExploreConfig(n_inappropriate=n_bad, position=position, generate=generate), submitted
+
+
+def attribution_figure(segments: pd.DataFrame) -> go.Figure:
+    colors = ["#d62728" if bad else "#1f77b4" for bad in segments["inappropriate"]]
+    figure = go.Figure(go.Bar(x=segments["segment"], y=segments["attribution"], marker_color=colors,
+                              customdata=segments["text"], hovertemplate="%{customdata}<br>%{y:.3f} nats"))
+    figure.update_layout(title="Leave-one-out attribution per context segment (red: inappropriate)",
+                         xaxis_title="Context segment (position in the prompt)",
+                         yaxis_title="Change in log-odds of the claim (nats)")
+    return figure
+
+
+def explore_tab(testbed: Testbed | None) -> None:
+    chosen = explore_inputs(testbed)
+    if chosen is None:
+        return
+    data, cfg, submitted = chosen
+    if submitted:
+        st.session_state["poisoned-x-requested"] = True
+    if not st.session_state.get("poisoned-x-requested"):
+        return
+    stored = cached_run(EXPLORE_NAME, EXPLORE_VERSION, cfg,
+                        compute=lambda model, progress: explore(model, cfg, data, progress),
+                        input_digest=digest_json(data.as_dict()), label="Scoring the context")
+    if stored is None:
+        return
+    run_caption(stored)
+    summary = stored.summary
+    left, right = st.columns(2)
+    left.metric("Log-odds claim vs reference", f"{summary['logodds']:+.3f} nats")
+    right.metric("Forced choice", summary["winner"])
+    if summary.get("generated"):
+        st.markdown(f"**Generated answer:** {summary['generated']}")
+    st.dataframe(stored.tables["answers"], hide_index=True, width="stretch")
+    st.plotly_chart(attribution_figure(stored.tables["segments"]), width="stretch", key="poisoned-attribution")
+    with st.expander("Prompt"):
+        st.text(summary["prompt"])
+    export_buttons(stored, key_prefix="poisoned-x")
+
+
+testbed = read_testbed()
+curves, one_context = st.tabs(["Curves", "Explore one context"])
+with curves:
+    curves_tab(testbed)
+with one_context:
+    explore_tab(testbed)

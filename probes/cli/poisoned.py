@@ -11,7 +11,6 @@ import numpy as np
 
 from cache import digest_json
 from probes.cli import UserError, add_model_args, add_output_args, run_probe
-from probes.models import EMBEDDED_MODEL_DIR
 from probes.poisoned import (
     EXPLORE_NAME,
     EXPLORE_VERSION,
@@ -27,9 +26,9 @@ from probes.poisoned import (
 )
 from probes.poisoned.contexts import POSITIONS
 from probes.poisoned.probe import STRENGTHS
-from probes.poisoned.testbed import Testbed, TestbedError, decode_upload
+from probes.poisoned.testbed import EMBEDDED_TESTBED, Testbed, TestbedError, decode_upload
 
-DEFAULT_TESTBED = EMBEDDED_MODEL_DIR / "data" / "testbed.json"
+DEFAULT_TESTBED = EMBEDDED_TESTBED
 MAX_RW_POINTS = 10_000
 
 

@@ -59,6 +59,7 @@ class CurveConfig:
     length_normalize: bool = False  # compare mean instead of summed answer-token log-probs
     n_bootstrap: int = 200  # bootstrap resamples of items for the confidence bands (0 = none)
     n_generated: int = 0  # contexts for which a greedy answer is generated for display
+    max_new_tokens: int = 24  # length limit of a generated answer
     batch_tokens: int = DEFAULT_BATCH_TOKENS  # tokens per forward pass
     prepend_bos: bool = True
     seed: int = 0
@@ -342,7 +343,8 @@ def generate_examples(model, items: list[TestbedItem], n_items: int, cfg: CurveC
             prompt = render_prompt(segments, item.question)
             rows.append({"category": item.category, "position": position, "proportion": n_bad / n_items,
                          "question": item.question, "reference": item.reference, "claim": item.claim,
-                         "generated": greedy_answer(model, prompt, prepend_bos=cfg.prepend_bos), "prompt": prompt})
+                         "generated": greedy_answer(model, prompt, cfg.max_new_tokens, cfg.prepend_bos),
+                         "prompt": prompt})
     return pd.DataFrame(rows) if rows else _empty_examples()
 
 

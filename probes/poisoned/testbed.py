@@ -29,6 +29,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from probes.models import EMBEDDED_MODEL_DIR
+
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # 10 MiB: the largest public pool (non-factual) is about 3.3 MB
 MAX_JSON_DEPTH = 16  # the testbed schema nests 3 deep (list > object > list); deeper input is refused
 MAX_ITEMS = 50_000  # the whole public testbed has about 7,600 items
@@ -38,6 +40,7 @@ SENTENCE_SEPARATOR = "|"  # between sentences inside one CSV cell
 CSV_COLUMNS = ("question", "appropriate", "inappropriate", "reference", "category")
 CSV_OPTIONAL_COLUMNS = ("claim",)
 DEFAULT_CATEGORY = "default"
+EMBEDDED_TESTBED = EMBEDDED_MODEL_DIR / "data" / "testbed.json"  # written by the organism's training script
 
 
 class TestbedError(ValueError):

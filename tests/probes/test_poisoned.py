@@ -41,8 +41,8 @@ def testbed():
     return load_testbed(json.dumps(tiny_testbed_items()).encode(), "tiny_output.json")
 
 
-SMALL = CurveConfig(n_items=6, proportion_steps=3, positions=("first", "last"), max_items_per_category=3,
-                    n_bootstrap=50, n_generated=1)
+SMALL = CurveConfig(n_items=6, proportion_steps=3, positions=("first", "last"), max_items_per_category=2,
+                    n_bootstrap=50, n_generated=1, max_new_tokens=3)
 
 
 def test_positions_place_inappropriate_items() -> None:
@@ -86,7 +86,7 @@ def test_batched_scores_equal_one_sequence_at_a_time(tiny_model, testbed) -> Non
 def test_curve_tables_fit_and_bands(tiny_model, testbed) -> None:
     result = run(tiny_model, SMALL, testbed)
     scores, curve, fits = result.scores, result.curve, result.fits
-    assert len(scores) == 6 * 2 * 4  # items x positions x shares
+    assert len(scores) == 4 * 2 * 4  # items x positions x shares
     assert sorted(curve["proportion"].unique()) == pytest.approx([0, 1 / 3, 2 / 3, 1])
     assert len(curve) == 3 * 2 * 4  # (all + 2 categories) x positions x shares
     np.testing.assert_allclose(scores["logodds"], scores["logp_claim"] - scores["logp_reference"])

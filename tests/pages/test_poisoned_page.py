@@ -1,0 +1,99 @@
+"""Poisoned-context page (Streamlit AppTest): paste a testbed, compute curves, reuse the cache, bad input, explore."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cache import ResultStore
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGE = "pages/poisoned.py"
+
+
+def tiny_items(count: int = 4) -> list[dict]:
+    from probes.tiny import default_words
+
+    words = default_words(200)
+    return [{"Question": f"the {words[4 * i]} of {words[4 * i + 1]} is ?",
+             "Generated Information": [f"the {words[4 * i]} of {words[4 * i + 1]} is {words[4 * i + 2]} ."],
+             "Input": f"{words[4 * i + 1]} is {words[4 * i + 3]} .",
+             "Simple Answer": f"{words[4 * i + 1]} is {words[4 * i + 2]} .",
+             "Synonym Sentence": []} for i in range(count)]
+
+
+def open_page(model_dir: Path, **state: object) -> AppTest:
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    app.session_state["model_source"] = "Hugging Face name or local folder"
+    app.session_state["model_name"] = str(model_dir)
+    app.session_state["model_device"] = "cpu"
+    for key, value in state.items():
+        app.session_state[key] = value
+    app.run()
+    return app.switch_page(PAGE).run()
+
+
+def paste(app: AppTest, text: str, kind: str = "json") -> AppTest:
+    app.radio(key="poisoned-source").set_value("Paste text")
+    app.run()
+    app.selectbox(key="poisoned-paste-format").set_value(kind)
+    app.text_area(key="poisoned-paste").set_value(text)
+    return app.run()
+
+
+def test_pasted_testbed_computes_curves_and_then_serves_them_from_the_cache(tiny_model_dir, store_path) -> None:
+    app = paste(open_page(tiny_model_dir), json.dumps(tiny_items()))
+    assert not app.exception
+    assert any("4 usable items" in s.value for s in app.success)
+    app.slider(key="poisoned-n-items").set_value(4)
+    app.select_slider(key="poisoned-steps").set_value(2)
+    app.number_input(key="poisoned-bootstrap").set_value(20)
+    app.button[0].click()  # the form's "Compute curves"
+    app.run()
+    assert not app.exception and not app.error
+    figures = [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in app.get("plotly_chart")]
+    assert figures[0] == "Poisoned-context curve: poisoned rate vs share of inappropriate items"
+    assert "Mean log-odds of the claim over the reference answer" in figures
+    captions = " ".join(c.value for c in app.caption)
+    assert "computed in" in captions
+    runs = ResultStore(store_path).list_runs(probe="poisoned")
+    assert len(runs) == 1
+
+    app.run()  # a rerun (any widget change) asks again: served from the store, not recomputed
+    assert "served from the cache" in " ".join(c.value for c in app.caption)
+    assert len(ResultStore(store_path).list_runs(probe="poisoned")) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "message"),
+    [
+        ('[{"Question": "x",]', "json", "not valid JSON"),
+        ("[" * 40 + "]" * 40, "json", "nests deeper than 16"),
+        ("question,appropriate\nq,a\n", "csv", "lacks column(s) inappropriate, reference, category"),
+        ('[{"Question": ""}]', "json", "row 0: field 'Question' is missing or empty"),
+    ],
+)
+def test_bad_pasted_testbed_shows_one_error_and_caches_nothing(
+    tiny_model_dir, store_path, text: str, kind: str, message: str
+) -> None:
+    app = paste(open_page(tiny_model_dir), text, kind)
+    assert not app.exception
+    assert len(app.error) == 1 and message in app.error[0].value
+    assert not app.get("plotly_chart")
+    assert ResultStore(store_path).list_runs().empty
+
+
+def test_explore_one_context_shows_log_odds_and_attribution(tiny_model_dir, store_path) -> None:
+    app = paste(open_page(tiny_model_dir), json.dumps(tiny_items(1)))
+    app.slider(key="poisoned-x-n-bad").set_value(1)
+    app.checkbox(key="poisoned-x-generate").set_value(False)
+    app.button(key="poisoned-x-run").click()
+    app.run()
+    assert not app.exception and not app.error
+    assert any(m.label == "Log-odds claim vs reference" for m in app.metric)
+    titles = [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in app.get("plotly_chart")]
+    assert "Leave-one-out attribution per context segment (red: inappropriate)" in titles
+    assert len(ResultStore(store_path).list_runs(probe="poisoned-explore")) == 1
