@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import CHROMIUM_ARGS, PAGE_TIMEOUT_MS, AppServer, browser_unavailable, start_server, stop_server
+from tests.e2e.helpers import (
+    CHROMIUM_ARGS,
+    PAGE_TIMEOUT_MS,
+    AppServer,
+    browser_unavailable,
+    screenshot,
+    start_server,
+    stop_server,
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -53,11 +61,24 @@ def browser(chromium_executable: str):
         launched.close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if report.when == "call":
+        item.e2e_failed = report.failed  # read by the `page` fixture to keep a screenshot of the failure
+    return report
+
+
 @pytest.fixture
-def page(browser, app_server: AppServer):
-    """A fresh browser context (its own Streamlit session) per test."""
+def page(request: pytest.FixtureRequest, browser, app_server: AppServer):
+    """A fresh browser context (its own Streamlit session) per test; a failed test leaves a screenshot."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     context.set_default_timeout(PAGE_TIMEOUT_MS)
     tab = context.new_page()
     yield tab
+    if getattr(request.node, "e2e_failed", False):
+        try:
+            screenshot(tab, f"FAILED-{request.node.name}")
+        except Exception:  # noqa: BLE001 - the page may be gone; the failure itself is what matters
+            pass
     context.close()

@@ -159,3 +159,49 @@ def screenshot(page, name: str) -> Path:
 
 def main_text(page) -> str:
     return page.locator('[data-testid="stMain"]').inner_text()
+
+
+PLACEHOLDER_MARKER = "placeholder until the probe lands"
+PRIMARY_BUTTON = 'button[data-testid^="stBaseButton-primary"]'
+
+
+def is_placeholder(page_name: str) -> bool:
+    """True while pages/<name>.py is still the foundation's 'not built yet' stand-in."""
+    return PLACEHOLDER_MARKER in (REPO_ROOT / "pages" / f"{page_name}.py").read_text()
+
+
+FIGURE_FACTS_JS = """
+element => {
+  const layout = element.layout || {};
+  const text = t => (t && typeof t === 'object') ? (t.text || '') : (t || '');
+  const data = element.data || [];
+  const points = data.reduce((total, trace) => {
+    const values = trace.y || trace.z || trace.values || trace.x || trace.r || [];
+    return total + (values.length || 0);
+  }, 0);
+  return {
+    traces: data.length,
+    points: points,
+    title: text(layout.title),
+    xaxis: text((layout.xaxis || {}).title),
+    yaxis: text((layout.yaxis || {}).title),
+  };
+}
+"""
+
+
+def figure_facts(page, scope: str = '[data-testid="stMain"]') -> list[dict]:
+    """Title, axis titles, trace and point counts of every Plotly figure drawn in `scope`."""
+    figures = page.locator(f"{scope} {PLOTLY}")
+    return [figures.nth(i).evaluate(FIGURE_FACTS_JS) for i in range(figures.count())]
+
+
+def wait_for_figure(page, timeout_ms: int = PAGE_TIMEOUT_MS) -> list[dict]:
+    """Wait until at least one Plotly figure with data is drawn in the main area; return the figures' facts."""
+    page.locator(f'[data-testid="stMain"] {PLOTLY}').first.wait_for(state="visible", timeout=timeout_ms)
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('[data-testid="stMain"] .js-plotly-plot')]
+                 .some(el => (el.data || []).length > 0)""",
+        timeout=timeout_ms,
+    )
+    return figure_facts(page)
