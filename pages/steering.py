@@ -1,6 +1,358 @@
-"""Associative steering (FlexAC) page (placeholder until the probe lands; shows no results)."""
+"""Associative steering (FlexAC): build the direction, slide the strength, see generations shift."""
 
+from __future__ import annotations
+
+import plotly.graph_objects as go
 import streamlit as st
+from plotly.subplots import make_subplots
+
+from cache import digest_json
+from pages.common import about_box, cached_run, current_spec, export_buttons, get_model, run_caption, show_error
+from probes.models import ModelLoadError
+from probes.steering import (
+    LADDER_NAME,
+    LADDER_VERSION,
+    NAME,
+    VECTORS_NAME,
+    VECTORS_VERSION,
+    VERSION,
+    LadderConfig,
+    PromptSets,
+    SteeringVectors,
+    SweepConfig,
+    VectorConfig,
+    build_vectors,
+    default_layers,
+    organism_prompt_sets,
+    parse_facts,
+    parse_prompt_sets,
+    run_ladder,
+    run_sweep,
+)
+from probes.steering.metrics import derived_vocabulary
+from probes.steering.prompts import parse_lines
+from probes.steering.vectors import METADATA_NAME, SAFETENSORS_NAME
+
+DEFAULTS, PASTE = "Embedded organism defaults", "Paste or upload"
+SLIDER_MIN, SLIDER_MAX, SLIDER_STEP = -4.0, 4.0, 0.5
+DEFAULT_SWEEP = "-4,-3,-2,-1,0,1,2,3,4"
+COLOURS = {"faithfulness": "#1f77b4", "creativity": "#ff7f0e", "distinct_2": "#7f7f7f"}
 
 st.title("Associative steering (FlexAC)")
-st.info("This probe is not built yet. No results are shown until it is.")
+about_box(
+    "A direction in the residual stream separates *faithful* from *associative* (loosely grounded, "
+    "hallucination-prone) text. FlexAC builds it from the last-token residuals of two prompt sets (crosswise pairs, "
+    "top-N by cosine distance, mean difference per layer) and adds it at a few middle layers with an adaptive factor "
+    "`a = sigmoid(100·max(-cos(h,u),0))` and norm preservation. Slide the strength: negative is more faithful, "
+    "positive more associative; the dose-response sweep shows what it costs in facts and where text collapses.",
+    "FlexAC: flexible control of associative reasoning (NeurIPS 2025); METHODS.md section 2.",
+    "Text-only causal LMs instead of multimodal ones. Faithfulness is teacher-forced exact match on known facts "
+    "(not CHAIR); creativity is the share of associative-register words in greedy continuations (novelty vs the "
+    "prompt when no vocabulary is known), not Creation-MMBench. The task vector is mean(task samples) − "
+    "mean(faithful prompts) (our choice). Steered: the last 4 prompt tokens and every generated token.",
+)
+
+try:
+    model = get_model(current_spec())
+except (ModelLoadError, ValueError, MemoryError) as error:
+    show_error(error)
+    st.stop()
+n_layers = model.cfg.n_layers
+
+
+def prompt_sets_widget() -> PromptSets | None:
+    """The two prompt sets (plus vocabulary and facts): the organism's defaults, or the user's own."""
+    source = st.radio("Prompt sets", [DEFAULTS, PASTE], horizontal=True, key="steering_sets_source")
+    try:
+        if source == DEFAULTS:
+            sets = organism_prompt_sets()
+            st.caption(
+                f"{len(sets.faithful)} faithful and {len(sets.associative)} associative prompts, "
+                f"{len(sets.facts)} facts and {len(sets.associative_words)} associative words from the embedded model."
+            )
+            with st.expander("See examples of both sets"):
+                left, right = st.columns(2)
+                left.markdown("**Faithful**\n\n" + "\n".join(f"- `{p}`" for p in sets.faithful[:5]))
+                right.markdown("**Associative**\n\n" + "\n".join(f"- `{p}`" for p in sets.associative[:5]))
+            return sets
+        return pasted_sets()
+    except (FileNotFoundError, ValueError) as error:
+        show_error(error)
+        return None
+
+
+def pasted_sets() -> PromptSets | None:
+    upload = st.file_uploader(
+        "Prompt sets file: JSON or JSONL with `faithful` / `associative` fields",
+        type=["json", "jsonl"],
+        key="steering_sets_upload",
+    )
+    left, right = st.columns(2)
+    faithful = left.text_area("Faithful prompts (one per line)", height=140, key="steering_faithful")
+    associative = right.text_area("Associative prompts (one per line)", height=140, key="steering_associative")
+    words = st.text_input("Associative vocabulary (optional, comma-separated)", key="steering_vocabulary")
+    facts_text = st.text_area(
+        "Evaluation facts for faithfulness (CSV with a `prompt,answer` header, or JSONL)", key="steering_facts"
+    )
+    if upload is not None:
+        sets = parse_prompt_sets(upload.getvalue().decode("utf-8", errors="replace"), source=upload.name)
+    elif faithful.strip() or associative.strip():
+        sets = PromptSets(parse_lines(faithful), parse_lines(associative), source="pasted")
+        sets.validate()
+    else:
+        st.info("Paste at least two prompts into each set, or upload a file.")
+        return None
+    vocabulary = tuple(w.strip() for w in words.split(",") if w.strip()) or sets.associative_words
+    facts = parse_facts(facts_text) if facts_text.strip() else sets.facts
+    return PromptSets(sets.faithful, sets.associative, vocabulary, facts, (), sets.source)
+
+
+def uploaded_vectors() -> SteeringVectors | None:
+    files = st.file_uploader(
+        "Load a saved vector (vector.safetensors, optionally with its vector.json)",
+        type=["safetensors", "json"],
+        accept_multiple_files=True,
+        key="steering_vector_upload",
+    )
+    tensors = [f for f in files or [] if f.name.endswith(".safetensors")]
+    sidecars = [f for f in files or [] if f.name.endswith(".json")]
+    if not tensors:
+        return None
+    try:
+        vectors = SteeringVectors.from_files(tensors[0].getvalue(), sidecars[0].getvalue() if sidecars else None)
+        vectors.check_model(model)
+    except ValueError as error:
+        show_error(error)
+        return None
+    st.success(f"Using the uploaded vector {tensors[0].name} (layers {list(vectors.layers)}).")
+    return vectors
+
+
+def per_layer_figure(table, layers: list[int]) -> go.Figure:
+    figure = make_subplots(specs=[[{"secondary_y": True}]])
+    chosen = table["layer"].isin(layers)
+    figure.add_bar(
+        x=table["layer"],
+        y=table["separability"],
+        name="separability (CV accuracy)",
+        marker_color=["#d62728" if c else "#9fb7d4" for c in chosen],
+    )
+    figure.add_scatter(
+        x=table["layer"],
+        y=table["relative_norm"],
+        name="vector norm / residual norm",
+        mode="lines+markers",
+        secondary_y=True,
+    )
+    figure.update_layout(
+        title="Where the direction lives: separability of the two sets and vector norm per layer (red: steered)",
+        xaxis_title="Layer l (blocks.{l}.hook_resid_post)",
+        height=360,
+        legend={"orientation": "h", "y": -0.25},
+    )
+    figure.update_yaxes(title_text="Nearest-centroid accuracy (0.5 = chance)", range=[0, 1.05], secondary_y=False)
+    figure.update_yaxes(title_text="‖v_l‖ / mean ‖h_l‖ (ratio)", secondary_y=True)
+    return figure
+
+
+def sweep_figure(rows, collapse: dict, metric: str) -> go.Figure:
+    figure = go.Figure()
+    names = {
+        "faithfulness": "faithfulness (fact accuracy)",
+        "creativity": f"creativity ({metric})",
+        "distinct_2": "distinct-2",
+    }
+    for direction, dash in (("flexac", "solid"), ("random", "dash")):
+        part = rows[rows["direction"] == direction].sort_values("strength")
+        label = "FlexAC" if direction == "flexac" else "random (matched norm)"
+        for column, title in names.items():
+            figure.add_scatter(
+                x=part["strength"],
+                y=part[column],
+                mode="lines+markers",
+                name=f"{title} · {label}",
+                line={"color": COLOURS[column], "dash": dash},
+            )
+    for side in ("positive", "negative"):
+        strength = collapse.get("flexac", {}).get(side)
+        if strength is not None:
+            figure.add_vline(
+                x=strength,
+                line_dash="dot",
+                line_color="#d62728",
+                annotation_text=f"collapse at {strength:+g}",
+                annotation_position="top",
+            )
+    figure.update_layout(
+        title="Dose-response: faithfulness and creativity vs steering strength (dashed: random vector)",
+        xaxis_title="Steering strength (multiple of the vector; negative = faithful, positive = associative)",
+        yaxis_title="Metric value (share, 0-1)",
+        yaxis_range=[-0.02, 1.02],
+        height=460,
+        legend={"orientation": "h", "y": -0.3},
+    )
+    return figure
+
+
+# ------------------------------------------------------------------------------------------- 1. direction
+
+st.header("1 · Build the direction")
+sets = prompt_sets_widget()
+if sets is None:
+    st.stop()
+left, middle = st.columns(2)
+layers = left.multiselect(
+    "Steering layers", list(range(n_layers)), default=list(default_layers(n_layers)), key="steering_layers"
+)
+n_pairs = middle.number_input("Top-N crosswise pairs", min_value=1, max_value=100_000, value=50, key="steering_pairs")
+targets = parse_lines(
+    st.text_area("Task samples for a task-specific vector (optional, one per line)", height=80, key="steering_targets")
+)
+loaded = uploaded_vectors()
+if not layers:
+    st.warning("Choose at least one steering layer.")
+    st.stop()
+sets = sets.with_target_samples(targets)
+vector_cfg = VectorConfig(layers=tuple(sorted(layers)), top_n_pairs=int(n_pairs))
+model_label = current_spec().name
+vector_run = None
+if loaded is None:
+    vector_run = cached_run(
+        VECTORS_NAME,
+        VECTORS_VERSION,
+        vector_cfg,
+        compute=lambda m, progress: build_vectors(m, vector_cfg, sets, model_label, progress),
+        input_digest=digest_json(sets.vector_inputs()),
+        label="Building the steering vector",
+    )
+    if vector_run is None:
+        st.stop()
+    vectors = SteeringVectors.from_files(vector_run.files[SAFETENSORS_NAME], vector_run.files.get(METADATA_NAME))
+    st.plotly_chart(
+        per_layer_figure(vector_run.tables["per_layer"], layers), width="stretch", key="steering_layers_fig"
+    )
+    run_caption(vector_run)
+else:
+    vectors = SteeringVectors(loaded.general, tuple(sorted(layers)), loaded.task, loaded.metadata)
+left, right, _ = st.columns(3)
+left.download_button(
+    "Download vector (.safetensors)",
+    vectors.to_safetensors(),
+    file_name="vector.safetensors",
+    mime="application/octet-stream",
+    key="steering_download_tensors",
+)
+right.download_button(
+    "Download metadata (.json)",
+    vectors.to_json_bytes(),
+    file_name="vector.json",
+    mime="application/json",
+    key="steering_download_json",
+)
+if vector_run is not None:
+    export_buttons(vector_run, key_prefix="steering-vectors")
+
+vocabulary = frozenset(w.lower() for w in sets.associative_words) or derived_vocabulary(sets.faithful, sets.associative)
+
+# ------------------------------------------------------------------------------------------- 2. steer
+
+st.header("2 · Steer a prompt")
+default_prompt = sets.facts[0].prompt if sets.facts else sets.faithful[0]
+prompt = st.text_input("Prompt", value=default_prompt, key="steering_prompt")
+strength = st.slider(
+    "Associative strength",
+    SLIDER_MIN,
+    SLIDER_MAX,
+    value=2.0,
+    step=SLIDER_STEP,
+    key="steering_strength",
+    help="Multiple of the steering vector: negative = more faithful, positive = more associative.",
+)
+controls = st.columns(4)
+task_strength = 0.0
+if vectors.task is not None:
+    task_strength = controls[0].slider("Task vector strength", -4.0, 4.0, 1.0, 0.5, key="steering_task_strength")
+decoding = controls[1].radio("Decoding", ["Greedy", "Sampling (seeded)"], key="steering_decoding")
+seed = controls[2].number_input("Seed", min_value=0, value=0, key="steering_seed")
+max_new_tokens = controls[3].number_input("New tokens", min_value=1, max_value=128, value=16, key="steering_tokens")
+ladder_cfg = LadderConfig(
+    prompt=prompt,
+    strengths=tuple(SLIDER_MIN + SLIDER_STEP * i for i in range(int((SLIDER_MAX - SLIDER_MIN) / SLIDER_STEP) + 1)),
+    layers=vectors.layers,
+    task_strength=task_strength,
+    max_new_tokens=int(max_new_tokens),
+    do_sample=decoding != "Greedy",
+    seed=int(seed),
+)
+ladder_run = cached_run(
+    LADDER_NAME,
+    LADDER_VERSION,
+    ladder_cfg,
+    compute=lambda m, progress: run_ladder(m, ladder_cfg, vectors, vocabulary, progress),
+    input_digest=digest_json({"vector": vectors.digest(), "vocabulary": sorted(vocabulary)}),
+    label="Generating at every slider strength",
+)
+if ladder_run is not None:
+    generations = ladder_run.tables["generations"].set_index("strength")
+    baseline, steered = generations.loc[0.0], generations.loc[float(strength)]
+    left, right = st.columns(2)
+    with left.container(border=True, key="steering-baseline"):
+        st.caption("Baseline · strength 0 (unsteered)")
+        st.text(f"{prompt} ⟶ {baseline['text']}")
+        st.caption(f"associative share {baseline['associative_share']:.2f} · distinct-2 {baseline['distinct_2']:.2f}")
+    with right.container(border=True, key="steering-steered"):
+        st.caption(f"Steered · strength {strength:+g}")
+        st.text(f"{prompt} ⟶ {steered['text']}")
+        st.caption(f"associative share {steered['associative_share']:.2f} · distinct-2 {steered['distinct_2']:.2f}")
+
+# ------------------------------------------------------------------------------------------- 3. sweep
+
+st.header("3 · Dose-response sweep")
+if not sets.facts:
+    st.info("Add evaluation facts (prompt,answer pairs) to measure faithfulness and run the sweep.")
+    st.stop()
+left, middle, right = st.columns(3)
+strength_text = left.text_input("Sweep strengths (comma-separated)", value=DEFAULT_SWEEP, key="steering_sweep")
+n_facts = middle.number_input("Evaluation facts", min_value=4, max_value=2000, value=64, key="steering_n_facts")
+ratio = right.number_input(
+    "Collapse: distinct-2 below this share of its value at 0", 0.05, 1.0, 0.5, 0.05, key="steering_collapse_ratio"
+)
+try:
+    sweep_strengths = tuple(float(x) for x in strength_text.split(",") if x.strip())
+except ValueError:
+    show_error(ValueError(f"Sweep strengths must be numbers separated by commas, got {strength_text!r}."))
+    st.stop()
+sweep_cfg = SweepConfig(
+    strengths=sweep_strengths,
+    layers=vectors.layers,
+    task_strength=task_strength,
+    n_facts=int(n_facts),
+    collapse_ratio=float(ratio),
+)
+sweep_run = cached_run(
+    NAME,
+    VERSION,
+    sweep_cfg,
+    compute=lambda m, progress: run_sweep(m, sweep_cfg, vectors, sets, progress),
+    input_digest=digest_json({"vector": vectors.digest(), **sets.evaluation_inputs()}),
+    label="Sweeping strengths",
+)
+if sweep_run is not None:
+    summary = sweep_run.summary
+    st.plotly_chart(
+        sweep_figure(sweep_run.tables["sweep"], summary["collapse"], summary["creativity_metric"]),
+        width="stretch",
+        key="steering_sweep_fig",
+    )
+    collapse = summary["collapse"]["flexac"]
+    marks = [f"{side} side at {collapse[side]:+g}" for side in ("negative", "positive") if collapse[side] is not None]
+    st.caption(
+        f"Faithfulness: greedy exact-match accuracy on {int(n_facts)} facts (teacher-forced). Creativity: "
+        f"{summary['creativity_metric']} of {sweep_cfg.max_new_tokens}-token greedy continuations. "
+        f"Collapse (distinct-2 < {ratio:g} × its value at 0): {', '.join(marks) if marks else 'none in this range'}."
+    )
+    st.dataframe(sweep_run.tables["sweep"], hide_index=True, width="stretch", key="steering_sweep_table")
+    with st.expander("Example generations per strength"):
+        st.dataframe(sweep_run.tables["examples"], hide_index=True, width="stretch")
+    run_caption(sweep_run)
+    export_buttons(sweep_run, key_prefix="steering-sweep")

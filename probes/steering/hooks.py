@@ -34,7 +34,11 @@ def adaptive_factor(h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     Mathematically a < 1; in floating point sigmoid(x) rounds to exactly 1.0 once x > ~17, so the result is capped
     at the largest float below 1 to keep the documented range [0.5, 1) true of the numbers too.
     """
-    cos = torch.nn.functional.cosine_similarity(h, u.expand_as(h), dim=-1, eps=NORM_EPS)
+    return _factor(h, u, h.norm(dim=-1))
+
+
+def _factor(h: torch.Tensor, u: torch.Tensor, h_norm: torch.Tensor) -> torch.Tensor:
+    cos = (h * u).sum(-1) / (h_norm * u.norm(dim=-1)).clamp_min(NORM_EPS)  # (...)
     factor = torch.sigmoid(ADAPTIVE_SHARPNESS * torch.clamp(-cos, min=0.0))
     return factor.clamp(max=1.0 - torch.finfo(factor.dtype).eps / 2)
 
@@ -42,12 +46,13 @@ def adaptive_factor(h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 def flexac_update(h: torch.Tensor, directions: list[torch.Tensor]) -> torch.Tensor:
     """h + sum a_u * u, rescaled to the norm of h. h (..., d); each u broadcastable to h. Float32 inside."""
     h32 = h.float()
-    steered = h32.clone()
+    h_norm = h32.norm(dim=-1)  # (...)
+    steered = h32
     for u in directions:
         u32 = u.to(device=h.device, dtype=torch.float32)
-        steered = steered + adaptive_factor(h32, u32).unsqueeze(-1) * u32
-    scale = h32.norm(dim=-1, keepdim=True) / steered.norm(dim=-1, keepdim=True).clamp_min(NORM_EPS)
-    return (steered * scale).to(h.dtype)
+        steered = steered + _factor(h32, u32, h_norm).unsqueeze(-1) * u32
+    scale = h_norm / steered.norm(dim=-1).clamp_min(NORM_EPS)
+    return (steered * scale.unsqueeze(-1)).to(h.dtype)
 
 
 def steered_position_mask(seq_len: int, prompt_lengths: torch.Tensor, n_prompt_positions: int) -> torch.Tensor:
