@@ -195,6 +195,7 @@ def run_benchmarks(args: argparse.Namespace) -> dict:
     from bench import models as bench_models
     from probes.models import resolve_device
 
+    load_at_start = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     if args.no_browser:
         os.environ["ASSOCLENS_BENCH_BROWSER"] = "0"
     device = resolve_device(args.device)
@@ -276,6 +277,7 @@ def run_benchmarks(args: argparse.Namespace) -> dict:
         "models": model_info,
         "machine": machine_info(device),
     }
+    report["machine"]["load_average_start"] = load_at_start
     report["machine"]["dtype"] = ", ".join(sorted({info["dtype"] for info in model_info.values()})) or None
     if args.quick and total_s > QUICK_BUDGET_S:
         slowest = sorted(case_seconds.items(), key=lambda item: -item[1])[:3]
@@ -299,8 +301,9 @@ def markdown(report: dict) -> str:
     lines = [
         f"# AssocLens benchmarks ({'quick' if report['quick'] else 'full'} run, {report['date']})",
         "",
-        f"Machine: {machine['cpu_count']} CPUs ({machine['cpus_usable']} usable, load average "
-        f"{machine.get('load_average')}), device {machine['device']}"
+        f"Machine: {machine['cpu_count']} CPUs ({machine['cpus_usable']} usable; 1/5/15-min load average "
+        f"{machine.get('load_average_start')} at start, {machine.get('load_average')} at end), "
+        f"device {machine['device']}"
         + (f" ({machine['gpu']})" if machine.get("gpu") else "")
         + f", dtype {machine.get('dtype')}, torch {machine['torch']}, commit {machine.get('commit')}. "
         f"Total {report['total_s']:.1f} s.",

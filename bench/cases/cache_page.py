@@ -27,7 +27,7 @@ BROWSER_PAGE_ENV = "ASSOCLENS_BENCH_PAGE"  # which probe page to render (default
 BROWSER_PAGE = "induction"
 RUN_BUTTON = re.compile(r"^\s*(run|scan|compute)\b", re.IGNORECASE)  # clicked when a page waits for one
 PLOT_TIMEOUT_S = 120.0  # first render on CPU: the probe computes in the server
-IDLE_GIVE_UP_S = 4.0  # a page whose script finished this long ago without a chart or a Run button has none
+IDLE_GIVE_UP_S = 15.0  # idle this long (script done) with no chart and no Run button: the page draws none
 IDLE_APP = '[data-testid="stApp"][data-test-connection-state="CONNECTED"][data-test-script-state="notRunning"]'
 
 
