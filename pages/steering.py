@@ -30,12 +30,17 @@ from probes.steering import (
     run_sweep,
 )
 from probes.steering.metrics import derived_vocabulary
-from probes.steering.prompts import parse_lines
+from probes.steering.prompts import ORGANISM_ASSOCIATIVE_SETS, parse_lines
 from probes.steering.vectors import METADATA_NAME, SAFETENSORS_NAME
 
 DEFAULTS, PASTE = "Embedded organism defaults", "Paste or upload"
 SLIDER_MIN, SLIDER_MAX, SLIDER_STEP = -4.0, 4.0, 0.5
 DEFAULT_SWEEP = "-4,-3,-2,-1,0,1,2,3,4"
+ASSOCIATIVE_SET_LABELS = {
+    "dream": "dream register: the same facts as 'dream: the capital of X is'",
+    "hallucination": "hallucination-inducing: 'fact:' prompts about entities the model never saw",
+    "dream+hallucination": "both",
+}
 COLOURS = {"faithfulness": "#1f77b4", "creativity": "#ff7f0e", "distinct_2": "#7f7f7f"}
 
 st.title("Associative steering (FlexAC)")
@@ -65,7 +70,13 @@ def prompt_sets_widget() -> PromptSets | None:
     source = st.radio("Prompt sets", [DEFAULTS, PASTE], horizontal=True, key="steering_sets_source")
     try:
         if source == DEFAULTS:
-            sets = organism_prompt_sets()
+            associative_set = st.selectbox(
+                "Associative side",
+                list(ORGANISM_ASSOCIATIVE_SETS),
+                format_func=ASSOCIATIVE_SET_LABELS.get,
+                key="steering_associative_set",
+            )
+            sets = organism_prompt_sets(associative_set)
             st.caption(
                 f"{len(sets.faithful)} faithful and {len(sets.associative)} associative prompts, "
                 f"{len(sets.facts)} facts and {len(sets.associative_words)} associative words from the embedded model."

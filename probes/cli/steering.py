@@ -30,7 +30,7 @@ from probes.steering import (
     parse_prompt_sets,
     run_sweep,
 )
-from probes.steering.prompts import parse_lines
+from probes.steering.prompts import ORGANISM_ASSOCIATIVE_SETS, parse_lines
 from probes.steering.vectors import METADATA_NAME, SAFETENSORS_NAME
 
 
@@ -69,6 +69,12 @@ def _add_input_args(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="JSON or JSONL with 'faithful'/'associative' fields (default: the organism's sets)",
     )
+    parser.add_argument(
+        "--associative-set",
+        default="dream",
+        choices=list(ORGANISM_ASSOCIATIVE_SETS),
+        help="with the organism's default sets: which prompts form the associative side",
+    )
     parser.add_argument("--faithful", default=None, help="text file, one faithful prompt per line")
     parser.add_argument("--associative", default=None, help="text file, one associative prompt per line")
     parser.add_argument("--facts", default=None, help="CSV/JSONL of prompt,answer pairs for faithfulness")
@@ -103,7 +109,7 @@ def prompt_sets_from_args(args: argparse.Namespace) -> PromptSets:
         sets = PromptSets(parse_lines(_read(args.faithful)), parse_lines(_read(args.associative)), source="files")
         sets.validate()
     else:
-        sets = organism_prompt_sets()
+        sets = organism_prompt_sets(args.associative_set)
     if args.facts:
         sets = sets.with_facts(parse_facts(_read(args.facts)))
     if args.targets:

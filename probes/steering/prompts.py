@@ -23,7 +23,13 @@ STEERING_PROMPTS_FILE = "steering_prompts.json"
 FACTS_FILE = "facts.csv"
 FAITHFUL_KEYS = ("faithful", "fact", "faithful_prompts")
 ASSOCIATIVE_KEYS = ("associative", "hallucination", "dream", "associative_prompts")
-PROMPT_KEYS = ("prompt", "question", "input")
+PROMPT_KEYS = ("prompt", "fact_prompt", "qa_prompt", "question", "input")
+VOCABULARY_KEYS = ("associative_words", "associative_vocabulary", "vocabulary")
+ORGANISM_ASSOCIATIVE_SETS = {  # which organism prompts form the associative side of the direction
+    "dream": ("associative",),  # the same facts in the "dream:" register (paired with the faithful prompts)
+    "hallucination": ("hallucination",),  # "fact:" prompts about entities the model never saw
+    "dream+hallucination": ("associative", "hallucination"),
+}
 ANSWER_KEYS = ("answer", "value", "target")
 
 
@@ -109,13 +115,16 @@ def _first(record: dict, keys: tuple[str, ...]) -> object:
 
 
 def _as_strings(value: object) -> list[str]:
+    """A string, a list of strings, or a list of objects with a prompt field -> prompts."""
     if value is None:
         return []
     if isinstance(value, str):
         return [value.strip()] if value.strip() else []
+    if isinstance(value, dict):
+        return _as_strings(_first(value, PROMPT_KEYS))
     if isinstance(value, list):
-        return [str(v).strip() for v in value if str(v).strip()]
-    raise ValueError(f"Expected a string or a list of strings, got {type(value).__name__}.")
+        return [text for item in value for text in _as_strings(item)]
+    return _as_strings(str(value))
 
 
 def parse_facts_records(records: list) -> tuple[FactItem, ...]:
@@ -168,12 +177,22 @@ def _jsonl_records(text: str) -> list:
     return records
 
 
-def _sets_from_object(data: dict, source: str) -> PromptSets:
-    facts_field = data.get("facts") or data.get("fact_items") or []
+def _sets_from_object(data: dict, source: str, associative_keys: tuple[str, ...] = ASSOCIATIVE_KEYS) -> PromptSets:
+    """{"faithful": [...], "associative": [...], ...}; entries are strings or objects with a `prompt` field.
+
+    Facts come from a `facts` list, else from faithful entries that carry an `answer`.
+    """
+    faithful_field = _first(data, FAITHFUL_KEYS)
+    facts_field = data.get("facts") or data.get("fact_items")
+    if not facts_field and isinstance(faithful_field, list):
+        facts_field = [item for item in faithful_field if isinstance(item, dict) and item.get("answer")]
+    associative = [text for key in associative_keys for text in _as_strings(data.get(key))]
+    if associative_keys is ASSOCIATIVE_KEYS:
+        associative = _as_strings(_first(data, ASSOCIATIVE_KEYS))
     sets = PromptSets(
-        faithful=tuple(_as_strings(_first(data, FAITHFUL_KEYS))),
-        associative=tuple(_as_strings(_first(data, ASSOCIATIVE_KEYS))),
-        associative_words=tuple(_as_strings(data.get("associative_words"))),
+        faithful=tuple(_as_strings(faithful_field)),
+        associative=tuple(associative),
+        associative_words=tuple(_as_strings(_first(data, VOCABULARY_KEYS))),
         facts=parse_facts_records(facts_field) if isinstance(facts_field, list) else (),
         source=source,
     )
@@ -201,16 +220,26 @@ def parse_facts(text: str) -> tuple[FactItem, ...]:
     return parse_facts_records(rows)
 
 
-def organism_prompt_sets(data_dir: Path = ORGANISM_DATA_DIR) -> PromptSets:
-    """The embedded organism's default sets (steering_prompts.json, plus facts.csv when present)."""
+def organism_prompt_sets(associative_set: str = "dream", data_dir: Path = ORGANISM_DATA_DIR) -> PromptSets:
+    """The embedded organism's default sets (steering_prompts.json, see its MODEL_CARD.md; facts.csv fallback).
+
+    `associative_set`: "dream" (the same facts in the dream register), "hallucination" (fact-register prompts
+    about unseen entities) or "dream+hallucination".
+    """
+    if associative_set not in ORGANISM_ASSOCIATIVE_SETS:
+        raise ValueError(f"Unknown associative set {associative_set!r}; choose {', '.join(ORGANISM_ASSOCIATIVE_SETS)}.")
     path = data_dir / STEERING_PROMPTS_FILE
     if not path.is_file():
         raise FileNotFoundError(
             f"The embedded model's steering prompts ({path}) are missing; paste or upload your own prompt sets."
         )
-    sets = parse_prompt_sets(path.read_text(), source="organism")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error.msg}.") from None
+    sets = _sets_from_object(data, f"organism ({associative_set})", ORGANISM_ASSOCIATIVE_SETS[associative_set])
     facts = sets.facts or _organism_facts(data_dir)
-    return PromptSets(sets.faithful, sets.associative, sets.associative_words, facts, source="organism")
+    return sets.with_facts(facts)
 
 
 def _organism_facts(data_dir: Path) -> tuple[FactItem, ...]:

@@ -1,0 +1,97 @@
+"""Associative steering page (Streamlit AppTest): pasted prompt sets on a tiny model, the slider, the sweep."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from probes.models import EMBEDDED_MODEL_DIR, ModelSpec
+from probes.tiny import default_words
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+PAGE = "pages/steering.py"
+WORDS = default_words(200)
+TIMEOUT = 180
+
+
+def open_page(model_dir: Path | None, **state) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    if model_dir is not None:
+        at.session_state["model_spec"] = ModelSpec(name=str(model_dir), device="cpu")
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    at.switch_page(PAGE).run()
+    return at
+
+
+def paste_tiny_sets(at: AppTest) -> AppTest:
+    at.radio(key="steering_sets_source").set_value("Paste or upload").run()
+    at.text_area(key="steering_faithful").input(
+        "\n".join(f"the {WORDS[i]} of {WORDS[i + 1]} is" for i in range(0, 24, 2))
+    )
+    at.text_area(key="steering_associative").input(
+        "\n".join(f"{WORDS[i + 100]} {WORDS[i]} , {WORDS[i + 1]} and" for i in range(0, 24, 2))
+    )
+    at.text_input(key="steering_vocabulary").input(",".join(WORDS[100:140]))
+    facts = "\n".join(f"the {WORDS[i]} of {WORDS[i + 1]} is,{WORDS[i + 50]}" for i in range(0, 24, 2))
+    at.text_area(key="steering_facts").input("prompt,answer\n" + facts)
+    return at.run()
+
+
+def shown_texts(at: AppTest) -> tuple[str, str]:
+    texts = [element.value for element in at.text]
+    assert len(texts) == 2, texts
+    return texts[0], texts[1]
+
+
+def test_pasted_sets_build_vector_steer_and_sweep(tiny_model_dir, store_path):
+    at = open_page(tiny_model_dir, steering_sweep="-4,0,4", steering_n_facts=4, steering_tokens=6)
+    at = paste_tiny_sets(at)
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert at.title[0].value == "Associative steering (FlexAC)"
+    assert len(at.get("plotly_chart")) == 2  # per-layer figure and dose-response figure
+    assert at.slider(key="steering_strength").label == "Associative strength"
+    baseline, steered = shown_texts(at)
+    prompt = f"the {WORDS[0]} of {WORDS[1]} is"
+    assert baseline.startswith(prompt) and steered.startswith(prompt)
+    seen = {}
+    for strength in (-4.0, 0.0, 4.0):
+        at.slider(key="steering_strength").set_value(strength).run()
+        assert not at.exception
+        seen[strength] = shown_texts(at)[1]
+        assert shown_texts(at)[0] == baseline  # the baseline never moves
+    assert seen[0.0] == baseline
+    assert seen[-4.0] != baseline or seen[4.0] != baseline  # moving the slider changes the steered text
+    assert any("Collapse" in caption.value for caption in at.caption)
+
+
+def test_bad_sweep_strengths_show_one_error(tiny_model_dir, store_path):
+    at = open_page(tiny_model_dir, steering_sweep="1,two", steering_tokens=4)
+    at = paste_tiny_sets(at)
+    assert not at.exception
+    assert [e.value for e in at.error] == ["Sweep strengths must be numbers separated by commas, got '1,two'."]
+
+
+def test_too_few_prompts_are_refused_with_a_message(tiny_model_dir, store_path):
+    at = open_page(tiny_model_dir)
+    at.radio(key="steering_sets_source").set_value("Paste or upload").run()
+    at.text_area(key="steering_faithful").input("only one prompt").run()
+    assert not at.exception
+    assert any("at least 2 faithful and 2 associative" in e.value for e in at.error)
+    assert not at.get("plotly_chart")
+
+
+@pytest.mark.skipif(
+    not (EMBEDDED_MODEL_DIR / "data" / "steering_prompts.json").is_file(), reason="the trained organism is absent"
+)
+def test_default_page_on_the_embedded_organism(store_path):
+    at = open_page(None, steering_sweep="-2,0,2", steering_n_facts=24)
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert len(at.get("plotly_chart")) == 2
+    baseline, steered = shown_texts(at)
+    assert baseline != steered  # the default strength (+2) visibly shifts the organism's continuation
