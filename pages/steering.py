@@ -211,11 +211,18 @@ st.header("1 · Build the direction")
 sets = prompt_sets_widget()
 if sets is None:
     st.stop()
-left, middle = st.columns(2)
+left, middle, right = st.columns(3)
 layers = left.multiselect(
     "Steering layers", list(range(n_layers)), default=list(default_layers(n_layers)), key="steering_layers"
 )
-n_pairs = middle.number_input("Top-N crosswise pairs", min_value=1, max_value=100_000, value=50, key="steering_pairs")
+n_pairs = middle.number_input("Top-N pairs", min_value=1, max_value=1_000_000, value=50, key="steering_pairs")
+pairing = right.selectbox(
+    "Pairing",
+    ["crosswise", "matched"],
+    key="steering_pairing",
+    help="crosswise: every faithful with every associative prompt (FlexAC); matched: the i-th with the i-th "
+    "(aligned sets: the same content in both registers).",
+)
 targets = parse_lines(
     st.text_area("Task samples for a task-specific vector (optional, one per line)", height=80, key="steering_targets")
 )
@@ -224,7 +231,7 @@ if not layers:
     st.warning("Choose at least one steering layer.")
     st.stop()
 sets = sets.with_target_samples(targets)
-vector_cfg = VectorConfig(layers=tuple(sorted(layers)), top_n_pairs=int(n_pairs))
+vector_cfg = VectorConfig(layers=tuple(sorted(layers)), top_n_pairs=int(n_pairs), pairing=pairing)
 model_label = current_spec().name
 vector_run = None
 if loaded is None:

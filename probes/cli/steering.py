@@ -81,6 +81,12 @@ def _add_input_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--targets", default=None, help="text file of task samples for a task-specific vector")
     parser.add_argument("--layers", default=None, help="comma-separated steering layers (default: middle three)")
     parser.add_argument("--n-pairs", type=int, default=VectorConfig.top_n_pairs, help="top-N crosswise pairs")
+    parser.add_argument(
+        "--pairing",
+        default=VectorConfig.pairing,
+        choices=["crosswise", "matched"],
+        help="crosswise: every faithful x every associative prompt (FlexAC); matched: i-th with i-th only",
+    )
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -118,7 +124,9 @@ def prompt_sets_from_args(args: argparse.Namespace) -> PromptSets:
 
 
 def vector_config_from_args(args: argparse.Namespace) -> VectorConfig:
-    return VectorConfig(layers=_numbers(args.layers, int), top_n_pairs=args.n_pairs, seed=args.seed)
+    return VectorConfig(
+        layers=_numbers(args.layers, int), top_n_pairs=args.n_pairs, pairing=args.pairing, seed=args.seed
+    )
 
 
 def obtain_vectors(args: argparse.Namespace, sets: PromptSets) -> tuple[SteeringVectors, str | None]:

@@ -5,7 +5,8 @@ every layer l. Every faithful prompt i is paired with every associative prompt j
 its cosine distance 1 - cos(r_l(f_i), r_l(a_j)) averaged over the scoring layers (the steering layers); the top N
 pairs are kept and v_l = mean over kept pairs of r_l(a_j) - r_l(f_i), for every layer (so the per-layer plot
 and any later change of steering layers can use them). When more than `max_pairs` pairs exist, a seeded random
-subset is scored.
+subset is scored. Option `pairing="matched"` (our addition) keeps only the pairs (i, i) of aligned sets, the same
+content in both registers, so the top-N mean difference holds the register shift without content differences.
 
 Task-specific vector (our choice; the paper's text was not available): v_task_l = mean r_l(target samples) -
 mean r_l(faithful prompts), from a few target-domain samples the user enters.
@@ -39,6 +40,7 @@ class VectorConfig:
 
     layers: tuple[int, ...] | None = None  # steering (and pair-scoring) layers; None = middle three (45-55% depth)
     top_n_pairs: int = 50  # FlexAC keeps the 50 highest-scoring ("high-association") crosswise pairs
+    pairing: str = "crosswise"  # "crosswise": every faithful x every associative; "matched": i-th with i-th only
     max_pairs: int = 200_000  # score at most this many crosswise pairs (seeded random subset beyond it)
     batch_size: int = 32  # prompts per forward pass
     seed: int = 0  # only used when the crosswise pairs are subsampled
@@ -132,6 +134,17 @@ def top_pairs(scores: torch.Tensor, top_n: int, max_pairs: int, seed: int) -> tu
     order = torch.argsort(flat[candidates], descending=True, stable=True)[: min(top_n, len(candidates))]
     chosen = candidates[order]
     return chosen // scores.shape[1], chosen % scores.shape[1]
+
+
+def matched_top_pairs(scores: torch.Tensor, top_n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pairs (i, i) of aligned sets (the same prompt in both registers), the `top_n` most distant, best first."""
+    if scores.shape[0] != scores.shape[1]:
+        raise ValueError(
+            f"Matched pairing needs sets of equal length (one associative prompt per faithful prompt); got "
+            f"{scores.shape[0]} and {scores.shape[1]}."
+        )
+    order = torch.argsort(scores.diagonal(), descending=True, stable=True)[:top_n]
+    return order, order
 
 
 def separability(faithful: torch.Tensor, associative: torch.Tensor) -> float:
@@ -266,7 +279,12 @@ def build_vectors(model, cfg: VectorConfig, sets: PromptSets, model_label: str =
     associative = last_token_residuals(model, list(sets.associative), cfg.batch_size)  # (n_a, L, d)
     report(0.8, "associative residuals")
     scores = crosswise_scores(faithful, associative, layers)  # (n_f, n_a)
-    fi, ai = top_pairs(scores, cfg.top_n_pairs, cfg.max_pairs, cfg.seed)
+    if cfg.pairing == "matched":
+        fi, ai = matched_top_pairs(scores, cfg.top_n_pairs)
+    elif cfg.pairing == "crosswise":
+        fi, ai = top_pairs(scores, cfg.top_n_pairs, cfg.max_pairs, cfg.seed)
+    else:
+        raise ValueError(f"Unknown pairing {cfg.pairing!r}; choose 'crosswise' or 'matched'.")
     general = (associative[ai] - faithful[fi]).mean(0)  # (L, d)
     task = None
     if sets.target_samples:
@@ -276,6 +294,7 @@ def build_vectors(model, cfg: VectorConfig, sets: PromptSets, model_label: str =
     metadata = {
         "model": model_label,
         "top_n_pairs": int(len(fi)),
+        "pairing": cfg.pairing,
         "n_faithful": len(sets.faithful),
         "n_associative": len(sets.associative),
         "n_target_samples": len(sets.target_samples),

@@ -159,6 +159,16 @@ def test_crosswise_top_pairs_pick_the_most_distant_pairs():
     assert scores[2, 3] == pytest.approx(1 - (f @ a + g @ b).item() / 2, abs=1e-6)
 
 
+def test_matched_pairing_keeps_aligned_pairs_only(tiny_model):
+    sets = tiny_sets(8)
+    result = build_vectors(tiny_model, VectorConfig(top_n_pairs=5, pairing="matched"), sets, "tiny")
+    assert (result.pairs["faithful_index"] == result.pairs["associative_index"]).all() and len(result.pairs) == 5
+    assert result.pairs["cosine_distance"].is_monotonic_decreasing
+    uneven = PromptSets(sets.faithful, sets.associative[:-1])
+    with pytest.raises(ValueError, match="equal length"):
+        build_vectors(tiny_model, VectorConfig(pairing="matched"), uneven, "tiny")
+
+
 def test_all_pairs_give_the_plain_mean_difference(tiny_model):
     sets = tiny_sets(6)
     result = build_vectors(tiny_model, VectorConfig(top_n_pairs=36), sets, "tiny")
