@@ -1,6 +1,361 @@
-"""Induction heads page (placeholder until the probe lands; shows no results)."""
+"""Induction heads: scan the sidebar's model, watch heads emerge while a small model trains, sweep checkpoints."""
 
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
+from plotly.subplots import make_subplots
+
+from cache import RunKey, payload_from
+from pages.common import (
+    USER_ERRORS,
+    about_box,
+    cached_run,
+    current_spec,
+    export_buttons,
+    get_store,
+    run_caption,
+    run_key,
+    show_error,
+)
+from probes.induction import attention, emergence, scores, sweep
+from probes.models import ModelSpec
+
+SCORE_TITLES = {
+    "induction": "Induction score (attention to the token after the earlier copy)",
+    "previous_token": "Previous-token score (attention to position i-1)",
+    "duplicate_token": "Duplicate-token score (attention to the earlier copy)",
+    "copying": "Copying score (OV-circuit eigenvalues, -1 to 1)",
+}
+EMERGENCE_CHART_TITLE = "Emergence: training curves (live)"
+START_LABEL = "Start training"
+SWEEP_LABEL = "Run sweep"
 
 st.title("Induction heads")
-st.info("This probe is not built yet. No results are shown until it is.")
+about_box(
+    "An **induction head** completes patterns `[A][B] … [A] → [B]`: at the second `[A]` it attends to the token "
+    "after the first `[A]` and copies it. **Scan** feeds repeated random tokens and, from one batched forward pass, "
+    "scores every head by its mean attention from each second-half token to the token after its earlier copy "
+    "(induction), to the previous token, and to the earlier copy itself (duplicate); the loss drop on the repeated "
+    "half is the in-context-learning score. **Emergence** trains a 2-layer attention-only model and shows the "
+    "abrupt phase change; **Checkpoint sweep** finds when heads form during real training.",
+    "Olsson et al. 2022, In-context Learning and Induction Heads; Reddy 2023 (bursty in-context classification); "
+    "METHODS.md section 1.",
+    "Random tokens are drawn without replacement within a sequence (no accidental repeats). Copying score: "
+    "Elhage et al.'s sum(λ)/sum(|λ|) of the full OV circuit with layer norms folded. Phase change: step ending the "
+    "steepest rise of the 3-record moving average of the induction score (ICL accuracy for the bursty task), none "
+    f"if it never reaches {emergence.PHASE_THRESHOLD}. The repeat task varies the half-length T' in [T/2, T] per "
+    "training batch so a fixed positional offset cannot fake an induction head. Bursty task: novel-class "
+    "sequences are always bursty; labels are random vectors; position is a one-hot code.",
+)
+
+scan_tab, emergence_tab, sweep_tab = st.tabs(["Scan", "Emergence", "Checkpoint sweep"])
+
+
+# --- figures ---------------------------------------------------------------------------------------------
+
+
+def head_heatmap(frame: pd.DataFrame, score: str) -> go.Figure:
+    matrix = frame.pivot(index="layer", columns="head", values=score)
+    diverging = score == "copying"
+    figure = go.Figure(go.Heatmap(
+        z=matrix.values, x=matrix.columns, y=matrix.index, colorscale="RdBu" if diverging else "Viridis",
+        zmin=-1 if diverging else 0, zmax=1, colorbar={"title": "score"},
+        hovertemplate="layer %{y}, head %{x}<br>score %{z:.4f}<extra></extra>",
+    ))  # fmt: skip
+    figure.update_layout(title=SCORE_TITLES[score], height=320, margin={"t": 50, "b": 40})
+    figure.update_xaxes(title="Head", dtick=1)
+    figure.update_yaxes(title="Layer", dtick=1, autorange="reversed")
+    return figure
+
+
+def loss_figure(losses: pd.DataFrame, seq_len: int) -> go.Figure:
+    figure = go.Figure()
+    for half, colour in (("first", "#888888"), ("first repeated token", "#d62728"), ("second", "#1f77b4")):
+        part = losses[losses.half == half]
+        figure.add_scatter(x=part.token_index, y=part.loss, mode="lines+markers", name=f"{half} half"
+                           if "half" not in half else half, line={"color": colour}, marker={"size": 4})  # fmt: skip
+    figure.add_vline(x=seq_len + 0.5, line_dash="dot", annotation_text="repeat starts")
+    figure.update_layout(title="Per-token loss on repeated random tokens", height=340, margin={"t": 50})
+    figure.update_xaxes(title="Token position in the sequence (BOS excluded)")
+    figure.update_yaxes(title="Loss (nats)", rangemode="tozero")
+    return figure
+
+
+def attention_figure(frame: pd.DataFrame, tokens: list[str], layer: int, head: int) -> go.Figure:
+    labels = [f"{index}: {token}" for index, token in enumerate(tokens)]
+    matrix = np.full((len(tokens), len(tokens)), np.nan)
+    matrix[frame["query"], frame["key"]] = frame["attention"]
+    figure = go.Figure(go.Heatmap(
+        z=matrix, x=labels, y=labels, colorscale="Blues", zmin=0, zmax=1, colorbar={"title": "attention"},
+        hovertemplate="query %{y}<br>key %{x}<br>attention %{z:.3f}<extra></extra>",
+    ))  # fmt: skip
+    targets = frame[frame.induction_target]
+    figure.add_scatter(x=[labels[k] for k in targets["key"]], y=[labels[q] for q in targets["query"]], mode="markers",
+                       marker={"symbol": "square-open", "size": 12, "color": "#d62728"},
+                       name="induction target", hoverinfo="skip")  # fmt: skip
+    figure.update_layout(title=f"Attention pattern of L{layer}H{head} on your text", height=560,
+                         legend={"orientation": "h", "y": -0.25})  # fmt: skip
+    figure.update_xaxes(title="Key token (attended to)", tickangle=-60)
+    figure.update_yaxes(title="Query token (attending)", autorange="reversed")
+    return figure
+
+
+def emergence_figure(history: pd.DataFrame, task: str, phase_step: int | None, total_steps: int) -> go.Figure:
+    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                           subplot_titles=("Loss", "Scores and accuracies"))  # fmt: skip
+    figure.add_scatter(x=history.step, y=history.loss, name="loss" if task == "bursty" else "loss on repeated half",
+                       mode="lines+markers", row=1, col=1)  # fmt: skip
+    if task == "repeat":
+        figure.add_scatter(x=history.step, y=history.first_half_loss, name="loss on first half", mode="lines",
+                           line={"dash": "dot"}, row=1, col=1)  # fmt: skip
+    curves = ["induction_score", "previous_token_score"]
+    curves += ["icl_accuracy", "iwl_accuracy", "flipped_accuracy"] if task == "bursty" else []
+    for name in curves:
+        figure.add_scatter(x=history.step, y=history[name], name=name.replace("_", " "), mode="lines+markers",
+                           row=2, col=1)  # fmt: skip
+    if phase_step is not None:
+        figure.add_vline(x=phase_step, line_dash="dash", line_color="#d62728",
+                         annotation_text=f"phase change (step {phase_step})")  # fmt: skip
+    figure.update_layout(title=EMERGENCE_CHART_TITLE, height=560, legend={"orientation": "h", "y": -0.15})
+    figure.update_xaxes(title="Training step", range=[0, total_steps], row=2, col=1)
+    figure.update_yaxes(title="Loss (nats)", row=1, col=1)
+    figure.update_yaxes(title="Score / accuracy (0-1)", range=[0, 1.02], row=2, col=1)
+    return figure
+
+
+def sweep_figure(frame: pd.DataFrame) -> go.Figure:
+    figure = make_subplots(specs=[[{"secondary_y": True}]])
+    x = frame.step if frame.step.notna().all() else frame.revision
+    figure.add_scatter(x=x, y=frame.best_induction, name="best induction score", mode="lines+markers",
+                       hovertext=frame.revision, secondary_y=False)  # fmt: skip
+    figure.add_scatter(x=x, y=frame.second_half_loss, name="loss on repeated half", mode="lines+markers",
+                       line={"dash": "dot"}, secondary_y=True)  # fmt: skip
+    figure.add_scatter(x=x, y=frame.first_half_loss, name="loss on first half", mode="lines+markers",
+                       line={"dash": "dash"}, secondary_y=True)  # fmt: skip
+    figure.update_layout(title="Best induction score and loss vs training step", height=420)
+    figure.update_xaxes(title="Training step" if x is frame.step else "Checkpoint")
+    figure.update_yaxes(title="Best induction score (0-1)", range=[0, 1.02], secondary_y=False)
+    figure.update_yaxes(title="Loss (nats)", rangemode="tozero", secondary_y=True)
+    return figure
+
+
+# --- scan ------------------------------------------------------------------------------------------------
+
+
+def scan_section() -> None:
+    defaults = scores.ScanConfig()
+    left, middle, right, extra = st.columns(4)
+    seq_len = left.number_input("Random tokens per half (T)", 4, 1024, defaults.seq_len, key="induction_seq_len")
+    n_seqs = middle.number_input("Sequences", 1, 256, defaults.n_seqs, key="induction_n_seqs")
+    seed = right.number_input("Seed", 0, 2**31 - 1, defaults.seed, key="induction_seed")
+    prepend_bos = extra.checkbox("Prepend BOS", defaults.prepend_bos, key="induction_bos")
+    copying = extra.checkbox("Copying score", defaults.copying, key="induction_copying")
+    cfg = scores.ScanConfig(seq_len=int(seq_len), n_seqs=int(n_seqs), seed=int(seed), prepend_bos=prepend_bos,
+                            copying=copying)  # fmt: skip
+    run = cached_run(scores.NAME, scores.VERSION, cfg, compute=lambda model, progress: scores.run(model, cfg,
+                     progress), label="Scanning every head")  # fmt: skip
+    if run is None:
+        return
+    run_caption(run)
+    summary, heads = run.summary, run.tables["head_scores"]
+    best = summary["best_induction"]
+    columns = st.columns(4)
+    columns[0].metric("Top induction head", f"L{best['layer']}H{best['head']}", f"{best['score']:.3f}",
+                      delta_color="off")  # fmt: skip
+    columns[1].metric("ICL score (nats)", f"{summary['icl_score']:+.3f}", help="loss on the repeated half minus "
+                      "loss on the first half; negative = the model learns in context")  # fmt: skip
+    columns[2].metric("Loss, first half", f"{summary['first_half_loss']:.3f}")
+    columns[3].metric("Loss, repeated half", f"{summary['second_half_loss']:.3f}")
+    shown = [score for score in SCORE_TITLES if heads[score].notna().any()]
+    for row in range(0, len(shown), 2):
+        cells = st.columns(2)
+        for cell, score in zip(cells, shown[row : row + 2], strict=False):
+            cell.plotly_chart(head_heatmap(heads, score), width="stretch", key=f"induction_heatmap_{score}")
+    st.subheader("Top heads by induction score")
+    top = run.tables["top_heads"]
+    st.caption("Select a row to look at that head on your own text below.")
+    picked = st.dataframe(top, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
+                          key="induction_top_table")  # fmt: skip
+    st.plotly_chart(loss_figure(run.tables["loss_by_position"], summary["seq_len"]), width="stretch",
+                    key="induction_loss_curve")  # fmt: skip
+    export_buttons(run, key_prefix="induction-scan")
+    rows = picked.selection.rows if picked and picked.selection else []
+    chosen = top.iloc[rows[0]] if rows else top.iloc[0]
+    text_attention_section(summary, int(chosen["layer"]), int(chosen["head"]), prepend_bos)
+
+
+def default_text() -> str:
+    """A short repeated passage from the model's own vocabulary (works for any tokenizer)."""
+    try:
+        from pages.common import get_model
+
+        model = get_model()
+        vocab, special = scores.sampling_vocabulary(model)
+        tokens = scores.repeated_random_tokens(vocab, special, 1, 10, None, seed=0)[0]
+        return model.tokenizer.decode(tokens)
+    except USER_ERRORS:
+        return "the cat sat on the mat . the cat sat on the mat ."
+
+
+def text_attention_section(summary: dict, layer: int, head: int, prepend_bos: bool) -> None:
+    st.subheader("One head on your own text")
+    left, right = st.columns(2)
+    layer = left.number_input("Layer", 0, summary["n_layers"] - 1, layer, key=f"induction_layer_{layer}_{head}")
+    head = right.number_input("Head", 0, summary["n_heads"] - 1, head, key=f"induction_head_{layer}_{head}")
+    text = st.text_area("Text (repeat a phrase to see induction)", default_text(), key="induction_text", height=90)
+    if not text.strip():
+        st.info("Type a text to see the head's attention pattern.")
+        return
+    cfg = attention.TextAttentionConfig(text=text, layer=int(layer), head=int(head), prepend_bos=prepend_bos)
+    run = cached_run(attention.NAME, attention.VERSION, cfg, compute=lambda model, progress: attention.run(
+                     model, cfg, progress), label="Reading the attention pattern")  # fmt: skip
+    if run is None:
+        return
+    share = run.summary["induction_attention"]
+    if share is not None:
+        st.caption(f"On tokens that occurred before, L{layer}H{head} puts {share:.0%} of its attention on the token "
+                   "after the earlier occurrence (red squares).")  # fmt: skip
+    st.plotly_chart(attention_figure(run.tables["attention"], run.summary["tokens"], int(layer), int(head)),
+                    width="stretch", key="induction_text_attention")  # fmt: skip
+
+
+# --- emergence -------------------------------------------------------------------------------------------
+
+
+def emergence_config() -> emergence.TrainConfig:
+    task = st.radio("Task", emergence.TASKS, horizontal=True, key="induction_task",
+                    format_func={"repeat": "Repeated random tokens (Olsson)",
+                                 "bursty": "Bursty in-context classification (Reddy)"}.get)  # fmt: skip
+    base = emergence.TrainConfig() if task == "repeat" else emergence.bursty_config()
+    left, middle, right = st.columns(3)
+    steps = left.number_input("Training steps", 50, 50_000, base.steps, step=50, key=f"induction_steps_{task}")
+    seed = middle.number_input("Seed", 0, 2**31 - 1, base.seed, key=f"induction_train_seed_{task}")
+    record_every = right.number_input("Record every (steps)", 10, 5_000, base.record_every, step=10,
+                                      key=f"induction_record_{task}")  # fmt: skip
+    overrides = {"steps": int(steps), "seed": int(seed), "record_every": int(record_every)}
+    if task == "repeat":
+        return emergence.TrainConfig(**overrides)
+    st.caption("Data parameters (Reddy): more classes, burstiness and Zipf skew favour in-context learning; "
+               "few classes or B = 0 favour in-weights learning.")  # fmt: skip
+    columns = st.columns(3)
+    overrides["n_classes"] = columns[0].select_slider("Classes K", [2**k for k in range(4, 14)], base.n_classes,
+                                                      key="induction_k")  # fmt: skip
+    overrides["n_pairs"] = columns[1].select_slider("Context pairs N", [4, 8, 16], base.n_pairs, key="induction_n")
+    overrides["burstiness"] = columns[2].select_slider("Burstiness B", [b for b in (0, 1, 2, 4, 8, 16)
+                                                       if b <= overrides["n_pairs"]], base.burstiness,
+                                                       key="induction_b")  # fmt: skip
+    columns = st.columns(3)
+    overrides["p_bursty"] = columns[0].slider("Bursty fraction p_B", 0.0, 1.0, base.p_bursty, 0.05, key="induction_pb")
+    overrides["p_novel"] = columns[1].slider("Novel-class fraction p_C", 0.0, 1.0, base.p_novel, 0.05,
+                                             key="induction_pc")  # fmt: skip
+    overrides["zipf_alpha"] = columns[2].slider("Zipf exponent α", 0.0, 2.0, base.zipf_alpha, 0.1, key="induction_a")
+    return emergence.bursty_config(**overrides)
+
+
+def emergence_section() -> None:
+    try:
+        cfg = emergence_config()
+        if cfg.task == "bursty":
+            cfg.bursty_spec().validate()
+        key = RunKey.build(emergence.NAME, emergence.VERSION, emergence.SCRATCH_MODEL_IDENTITY, cfg)
+        stored = get_store().get(key)
+    except USER_ERRORS as error:
+        show_error(error)
+        return
+    chart = st.empty()
+    if stored is None:
+        st.caption("This configuration has not been trained yet. Training runs on the CPU of the machine serving "
+                   "this page; the chart updates as records arrive, and the finished run is cached.")  # fmt: skip
+        if not st.button(START_LABEL, type="primary", key="induction_start_training"):
+            return
+        stored = train_live(cfg, key, chart)
+        if stored is None:
+            return
+    history = stored.tables["history"]
+    phase = stored.summary["phase_change_step"]
+    chart.plotly_chart(emergence_figure(history, cfg.task, phase, cfg.steps), width="stretch",
+                       key="induction_emergence_chart")  # fmt: skip
+    run_caption(stored)
+    final = stored.summary["final"]
+    metric = stored.summary["phase_metric"]
+    st.markdown(f"**Phase change:** {'step ' + str(phase) if phase is not None else 'none detected'} "
+                f"(rule: steepest rise of the smoothed {metric.replace('_', ' ')}; threshold "
+                f"{stored.summary['phase_threshold']}). Final {metric.replace('_', ' ')}: {final[metric]:.3f}.")
+    st.dataframe(stored.tables["final_heads"], hide_index=True, width="stretch")
+    export_buttons(stored, key_prefix="induction-emergence")
+
+
+def train_live(cfg: emergence.TrainConfig, key: RunKey, chart):
+    records: list[dict] = []
+    bar = st.progress(0.0, text="Training")
+
+    def on_record(record: dict) -> None:
+        records.append(record)
+        chart.plotly_chart(emergence_figure(pd.DataFrame(records), cfg.task, None, cfg.steps), width="stretch")
+
+    try:
+        started = time.perf_counter()
+        result = emergence.train(cfg, progress=lambda f, m="": bar.progress(min(1.0, f), text=f"Training: {m}"),
+                                 on_record=on_record)  # fmt: skip
+        stored = get_store().put(key, payload_from(result, "cpu", "float32"), time.perf_counter() - started)
+    except USER_ERRORS as error:
+        show_error(error)
+        return None
+    bar.empty()
+    return stored
+
+
+# --- checkpoint sweep ------------------------------------------------------------------------------------
+
+
+def sweep_section() -> None:
+    spec = current_spec()
+    suggested = sweep.default_revisions(spec.name)
+    local = sweep.local_model_folder(spec.name) is not None
+    st.caption(f"Model: **{spec.name}**. " + ("Its saved checkpoints are listed below." if local else
+               "List hub revisions, e.g. Pythia step numbers: 0, 512, 1000, 2000, 4000, final."))  # fmt: skip
+    default = ", ".join(r or sweep.FINAL for r in suggested) if local else "0, 512, 1000, 2000, 4000, final"
+    text = st.text_input("Checkpoints (comma-separated)", default, key=f"induction_revisions_{spec.name}")
+    revisions = sweep.parse_revisions(text)
+    defaults = scores.ScanConfig()
+    cfg = scores.ScanConfig(seq_len=defaults.seq_len, n_seqs=defaults.n_seqs, seed=defaults.seed, copying=False)
+    specs = [ModelSpec(spec.name, revision, spec.device, spec.dtype, spec.trust_remote_code) for revision in revisions]
+    compute = st.button(SWEEP_LABEL, type="primary", key="induction_run_sweep")
+    points, missing = [], []
+    for number, (revision, checkpoint) in enumerate(zip(revisions, specs, strict=True)):
+        try:
+            run = get_store().get(run_key(scores.NAME, scores.VERSION, cfg, spec=checkpoint))
+        except USER_ERRORS as error:
+            show_error(error)
+            return
+        if run is None and compute:
+            run = cached_run(scores.NAME, scores.VERSION, cfg, spec=checkpoint,
+                             compute=lambda model, progress: scores.run(model, cfg, progress),
+                             label=f"Checkpoint {number + 1}/{len(revisions)}: {revision or sweep.FINAL}")  # fmt: skip
+        if run is None:
+            missing.append(revision or sweep.FINAL)
+            continue
+        points.append(sweep.SweepPoint(revision, sweep.revision_step(revision), run.run_id, run.summary))
+    if missing:
+        st.info(f"Not scanned yet: {', '.join(missing)}. Press '{SWEEP_LABEL}' (each checkpoint is cached on its "
+                "own, so an interrupted sweep resumes where it stopped).")  # fmt: skip
+    if not points:
+        return
+    frame = sweep.sweep_frame(points, final=sweep.final_step(spec.name))
+    st.plotly_chart(sweep_figure(frame), width="stretch", key="induction_sweep_chart")
+    st.dataframe(frame, hide_index=True, width="stretch")
+    st.download_button("Export sweep CSV", frame.to_csv(index=False).encode(), file_name="induction-sweep.csv",
+                       mime="text/csv", key="induction_sweep_csv")  # fmt: skip
+
+
+with scan_tab:
+    scan_section()
+with emergence_tab:
+    emergence_section()
+with sweep_tab:
+    sweep_section()

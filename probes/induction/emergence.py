@@ -40,6 +40,7 @@ NAME = "induction-emergence"
 VERSION = "1"
 PHASE_THRESHOLD = 0.3  # the phase metric must reach this (smoothed) for a phase change to be reported
 TASKS = ("repeat", "bursty")
+SCRATCH_MODEL_IDENTITY = {"model_id": "scratch:attention-only", "revision": None, "content_digest": None}  # cache key
 
 Progress = Callable[[float, str], None]
 OnRecord = Callable[[dict], None]

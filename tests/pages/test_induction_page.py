@@ -1,0 +1,73 @@
+"""Induction page (Streamlit AppTest): the scan's figures, one head on text, live training, the sweep."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from probes.models import ModelSpec
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+PAGE = "pages/induction.py"
+TIMEOUT = 180
+
+
+def open_page(model_dir: Path, **state) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["model_spec"] = ModelSpec(name=str(model_dir), device="cpu")
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    at.switch_page(PAGE).run()
+    return at
+
+
+def chart_titles(at: AppTest) -> list[str]:
+    import json
+
+    return [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in at.get("plotly_chart")]
+
+
+def test_scan_shows_heatmaps_table_loss_curve_and_text_attention(tiny_model_dir, store_path):
+    at = open_page(tiny_model_dir, induction_seq_len=10, induction_n_seqs=2)
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert at.title[0].value == "Induction heads"
+    titles = chart_titles(at)
+    for expected in ("Induction score", "Previous-token score", "Duplicate-token score", "Copying score",
+                     "Per-token loss on repeated random tokens", "Attention pattern of L"):  # fmt: skip
+        assert any(title.startswith(expected) for title in titles), (expected, titles)
+    top = at.dataframe[0].value
+    assert list(top.columns[:3]) == ["rank", "layer", "head"]
+    assert top["induction"].is_monotonic_decreasing
+    first = f"L{int(top['layer'][0])}H{int(top['head'][0])}"
+    assert any(title == f"Attention pattern of {first} on your text" for title in titles)
+    assert at.metric[0].value == first
+    at.number_input(key=f"induction_head_{int(top['layer'][0])}_{int(top['head'][0])}").set_value(
+        (int(top["head"][0]) + 1) % 4
+    ).run()
+    assert not at.exception
+    assert any(t.endswith(f"H{(int(top['head'][0]) + 1) % 4} on your text") for t in chart_titles(at))
+
+
+def test_start_training_draws_the_chart_and_caches_the_history(tiny_model_dir, store_path):
+    state = {"induction_steps_repeat": 60, "induction_record_repeat": 20, "induction_seq_len": 6, "induction_n_seqs": 1}
+    at = open_page(tiny_model_dir, **state)
+    assert "Emergence: training curves (live)" not in chart_titles(at)
+    at.button(key="induction_start_training").click().run()
+    assert not at.exception, at.exception
+    assert "Emergence: training curves (live)" in chart_titles(at)
+    history = [frame.value for frame in at.dataframe]
+    assert any(len(frame) == 2 * 4 for frame in history)  # final per-head scores of the 2 x 4 model
+    again = open_page(tiny_model_dir, **state)  # a fresh session finds the run in the store, no button needed
+    assert "Emergence: training curves (live)" in chart_titles(again)
+    assert any("served from the cache" in caption.value for caption in again.caption)
+
+
+def test_sweep_scans_each_checkpoint(tiny_model_dir, store_path):
+    at = open_page(tiny_model_dir, induction_seq_len=6, induction_n_seqs=1)
+    assert any("Not scanned yet: final" in info.value for info in at.info)
+    at.button(key="induction_run_sweep").click().run()
+    assert not at.exception, at.exception
+    assert "Best induction score and loss vs training step" in chart_titles(at)
