@@ -41,7 +41,7 @@ def _generate(model, batch, mask, new_tokens: int):
 
 
 def rows(model, model_label: str, quick: bool) -> list[dict]:
-    n_prompts, new_tokens, repeats = (4, 8, 3) if quick else (8, 24, 5)
+    n_prompts, new_tokens, repeats = (2, 4, 2) if quick else (8, 24, 5)
     tokens = [model.to_tokens(p)[0] for p in PROMPTS[:n_prompts]]
     batch, mask = left_padded(tokens, pad_id(model))
     batch, mask = batch.to(model.cfg.device), mask.to(model.cfg.device)
