@@ -8,7 +8,7 @@ from plotly.subplots import make_subplots
 
 from cache import digest_json
 from pages.common import about_box, cached_run, current_spec, export_buttons, get_model, run_caption, show_error
-from probes.models import ModelLoadError
+from probes.models import ModelLoadError, local_folder
 from probes.steering import (
     LADDER_NAME,
     LADDER_VERSION,
@@ -30,7 +30,7 @@ from probes.steering import (
     run_sweep,
 )
 from probes.steering.metrics import derived_vocabulary
-from probes.steering.prompts import ORGANISM_ASSOCIATIVE_SETS, parse_lines
+from probes.steering.prompts import ORGANISM_ASSOCIATIVE_SETS, default_data_dir, parse_lines
 from probes.steering.vectors import METADATA_NAME, SAFETENSORS_NAME
 
 DEFAULTS, PASTE = "Embedded organism defaults", "Paste or upload"
@@ -76,10 +76,10 @@ def prompt_sets_widget() -> PromptSets | None:
                 format_func=ASSOCIATIVE_SET_LABELS.get,
                 key="steering_associative_set",
             )
-            sets = organism_prompt_sets(associative_set)
+            sets = organism_prompt_sets(associative_set, default_data_dir(local_folder(current_spec())))
             st.caption(
                 f"{len(sets.faithful)} faithful and {len(sets.associative)} associative prompts, "
-                f"{len(sets.facts)} facts and {len(sets.associative_words)} associative words from the embedded model."
+                f"{len(sets.facts)} facts and {len(sets.associative_words)} associative words from {sets.source}."
             )
             with st.expander("See examples of both sets"):
                 left, right = st.columns(2)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cache import digest_json
 from probes.cli import UserError, add_model_args, add_output_args, run_probe, spec_from_args
-from probes.models import model_identity
+from probes.models import local_folder, model_identity
 from probes.steering import (
     NAME,
     VECTORS_NAME,
@@ -30,7 +30,7 @@ from probes.steering import (
     parse_prompt_sets,
     run_sweep,
 )
-from probes.steering.prompts import ORGANISM_ASSOCIATIVE_SETS, parse_lines
+from probes.steering.prompts import ORGANISM_ASSOCIATIVE_SETS, default_data_dir, parse_lines
 from probes.steering.vectors import METADATA_NAME, SAFETENSORS_NAME
 
 
@@ -115,7 +115,8 @@ def prompt_sets_from_args(args: argparse.Namespace) -> PromptSets:
         sets = PromptSets(parse_lines(_read(args.faithful)), parse_lines(_read(args.associative)), source="files")
         sets.validate()
     else:
-        sets = organism_prompt_sets(args.associative_set)
+        folder = local_folder(spec_from_args(args))
+        sets = organism_prompt_sets(args.associative_set, default_data_dir(folder))
     if args.facts:
         sets = sets.with_facts(parse_facts(_read(args.facts)))
     if args.targets:

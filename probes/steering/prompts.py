@@ -237,9 +237,20 @@ def organism_prompt_sets(associative_set: str = "dream", data_dir: Path = ORGANI
         data = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON: {error.msg}.") from None
-    sets = _sets_from_object(data, f"organism ({associative_set})", ORGANISM_ASSOCIATIVE_SETS[associative_set])
+    label = "the embedded organism" if data_dir == ORGANISM_DATA_DIR else str(data_dir)
+    sets = _sets_from_object(data, label, ORGANISM_ASSOCIATIVE_SETS[associative_set])
     facts = sets.facts or _organism_facts(data_dir)
     return sets.with_facts(facts)
+
+
+def default_data_dir(model_folder: Path | None) -> Path:
+    """A local model folder's own `data/` when it ships steering prompts (an organism-like model), else the
+    embedded organism's."""
+    if model_folder is not None:
+        for candidate in (model_folder / "data", model_folder.parent.parent / "data"):  # revisions/<R> -> base
+            if (candidate / STEERING_PROMPTS_FILE).is_file():
+                return candidate
+    return ORGANISM_DATA_DIR
 
 
 def _organism_facts(data_dir: Path) -> tuple[FactItem, ...]:

@@ -329,3 +329,40 @@ def test_parse_prompt_sets_from_json_jsonl_and_facts_csv():
         parse_facts("question\nno answer column\n")
     with pytest.raises(ValueError):
         parse_prompt_sets("not json at all\n")
+
+
+def test_organism_schema_and_model_folder_data(tmp_path):
+    from probes.steering.prompts import ORGANISM_DATA_DIR, default_data_dir, organism_prompt_sets
+
+    data = {
+        "format_version": 1,
+        "registers": {"faithful": "fact:", "associative": "dream:"},
+        "faithful": [
+            {"prompt": f"fact: the capital of {e} is", "qa_prompt": f"Q: capital of {e}? A:", "entity": e,
+             "attribute": "capital", "answer": v}
+            for e, v in (("Zorva", "Pelum"), ("Mira", "Tosk"))
+        ],
+        "associative": [
+            {"prompt": f"dream: the capital of {e} is", "entity": e, "attribute": "capital", "associations": ["amber"]}
+            for e in ("Zorva", "Mira")
+        ],
+        "hallucination": [{"prompt": "fact: the capital of Quux is", "entity": "Quux"}] * 2,
+        "associative_vocabulary": ["amber", "tides"],
+    }  # fmt: skip
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "steering_prompts.json").write_text(json.dumps(data))
+    assert default_data_dir(tmp_path) == tmp_path / "data"
+    assert default_data_dir(tmp_path / "revisions" / "step-10") == tmp_path / "data"
+    assert default_data_dir(None) == ORGANISM_DATA_DIR
+    dream = organism_prompt_sets("dream", tmp_path / "data")
+    assert dream.faithful == ("fact: the capital of Zorva is", "fact: the capital of Mira is")
+    assert dream.associative == ("dream: the capital of Zorva is", "dream: the capital of Mira is")
+    assert dream.facts == (
+        FactItem("fact: the capital of Zorva is", "Pelum"),
+        FactItem("fact: the capital of Mira is", "Tosk"),
+    )
+    assert dream.associative_words == ("amber", "tides")
+    both = organism_prompt_sets("dream+hallucination", tmp_path / "data")
+    assert len(both.associative) == 4 and both.associative[-1] == "fact: the capital of Quux is"
+    with pytest.raises(FileNotFoundError):
+        organism_prompt_sets("dream", tmp_path / "nowhere")
