@@ -5,3 +5,6 @@
 * `transformer`: a small transformer on synthetic heavy-tailed facts, Adam vs Muon (all, or VO+FFN only).
 * `weights`: spectra of the VO products and FFN matrices of any loaded model.
 """
+
+# Model identity for cache keys of the runs that need no language model (memory, small transformer).
+SYNTHETIC_MODEL_IDENTITY = {"model_id": "synthetic", "revision": None, "content_digest": None}
