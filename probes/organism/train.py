@@ -1,0 +1,284 @@
+"""Train the organism: a small GPT-2 on the generated corpus, deterministic from the seed, on CPU.
+
+`train(cfg, out_dir)` writes a complete Hugging Face folder (config, fp16 safetensors, tokenizer), the probes'
+data files, a few intermediate checkpoints under `revisions/step-N`, metrics.json, MODEL_CARD.md and SHA256SUMS.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from probes.organism import data_files, evaluate
+from probes.organism.corpus import fixed_texts, generate_corpus, iter_documents
+from probes.organism.tokenizer import build_tokenizer, build_vocabulary
+from probes.organism.world import World, build_world
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Model shape and optimisation; the defaults are the committed organism."""
+
+    seed: int = 0  # world, corpus, initialisation and batch order
+    entities_per_kind: int = 16  # 4 kinds x 16 entities x 4 attributes = 256 facts
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    n_positions: int = 512  # a 20-item poisoned context is about 320 tokens
+    block_len: int = 320  # long blocks, for contexts longer than short_block_len (packed, never split)
+    short_block_len: int = 128  # most documents are packed into these (attention is cheaper)
+    batch_size: int = 16  # short blocks per batch; long batches hold about as many tokens
+    steps: int = 1400
+    lr: float = 3e-3  # AdamW peak learning rate
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1  # cosine decay to lr * min_lr_ratio
+    weight_decay: float = 0.01
+    eval_every: int = 100  # in-training probe of recall, context following, induction (kept as checkpoints)
+    max_revisions: int = 6  # intermediate checkpoints committed under revisions/
+    threads: int = 1  # on a busy shared 2-core machine one thread ran 3x faster than two
+    quick: bool = False  # tiny test build
+
+
+def quick_config(seed: int = 0) -> TrainConfig:
+    """A tiny build for tests: finishes in well under a minute."""
+    return TrainConfig(
+        seed=seed,
+        entities_per_kind=4,
+        n_layer=2,
+        n_head=2,
+        n_embd=32,
+        n_positions=512,
+        block_len=96,
+        short_block_len=64,
+        batch_size=4,
+        steps=30,
+        lr=3e-3,
+        warmup_steps=5,
+        eval_every=15,
+        max_revisions=1,
+        quick=True,
+    )
+
+
+def vocabulary_for(world: World, seed: int, sample_docs: int = 0) -> list[str]:
+    """Every fixed string and the data files (plus, optionally, a corpus sample): the closed vocabulary.
+
+    The fixed strings cover every word the generator can emit, so a sample adds nothing (a test checks this).
+    """
+    texts = fixed_texts(world) + generate_corpus(world, seed, sample_docs) + data_files.all_texts(world)
+    return build_vocabulary(texts)
+
+
+class Packer:
+    """First-fit packing of `<bos> doc <eos>` sequences into blocks of one length, padded with <pad>."""
+
+    def __init__(self, block_len: int, pad_id: int) -> None:
+        self.block_len, self.pad_id = block_len, pad_id
+        self.open: list[list[int]] = []
+        self.full: list[list[int]] = []
+
+    def add(self, seq: list[int]) -> None:
+        seq = seq[: self.block_len]
+        target = next((b for b in self.open if len(b) + len(seq) <= self.block_len), None)
+        if target is None:
+            target = []
+            self.open.append(target)
+        target.extend(seq)
+        if len(self.open) > 8 or self.block_len - len(target) < 12:
+            done = max(self.open, key=len)
+            self.open.remove(done)
+            self.full.append(done + [self.pad_id] * (self.block_len - len(done)))
+
+    def take(self, count: int) -> list[list[int]] | None:
+        if len(self.full) < count:
+            return None
+        taken, self.full = self.full[:count], self.full[count:]
+        return taken
+
+
+def batches(world: World, tokenizer, cfg: TrainConfig, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless (input_ids, labels) batches: short documents in short blocks, long contexts in long blocks.
+
+    Both batch shapes hold about the same number of tokens; padding is masked out of the loss with -100.
+    """
+    stream = iter_documents(world, seed)
+    bos, eos, pad = tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
+    short, long = Packer(cfg.short_block_len, pad), Packer(cfg.block_len, pad)
+    long_batch = max(1, cfg.batch_size * cfg.short_block_len // cfg.block_len)
+    while True:
+        docs = [next(stream) for _ in range(256)]
+        for ids in tokenizer(docs, add_special_tokens=False)["input_ids"]:
+            seq = [bos] + ids + [eos]
+            (short if len(seq) <= cfg.short_block_len else long).add(seq)
+        while (blocks := long.take(long_batch) or short.take(cfg.batch_size)) is not None:
+            ids = torch.tensor(blocks)  # (batch, block_len)
+            yield ids, ids.masked_fill(ids == pad, -100)
+
+
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def build_model(cfg: TrainConfig, tokenizer):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=cfg.n_positions,
+        n_embd=cfg.n_embd,
+        n_layer=cfg.n_layer,
+        n_head=cfg.n_head,
+        n_inner=4 * cfg.n_embd,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    config._attn_implementation = "eager"  # faster than sdpa on CPU at this size, and exposes attention
+    torch.manual_seed(cfg.seed)
+    return GPT2LMHeadModel(config)
+
+
+def make_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "wpe" not in n]
+    rest = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "wpe" not in n)]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98))
+
+
+def fp16_state(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to(torch.float16).clone() for k, v in model.state_dict().items()}
+
+
+def train(cfg: TrainConfig, out_dir: Path, progress: Progress | None = None) -> dict:
+    """Train, evaluate and write the organism folder; returns the metrics written to metrics.json."""
+    torch.set_num_threads(cfg.threads)
+    random.seed(cfg.seed)
+    started = time.perf_counter()
+    world = build_world(cfg.seed, cfg.entities_per_kind)
+    tokenizer = build_tokenizer(vocabulary_for(world, cfg.seed))
+    model = build_model(cfg, tokenizer)
+    optimizer = make_optimizer(model, cfg)
+    data = batches(world, tokenizer, cfg, cfg.seed + 1)
+    probe = evaluate.QuickProbe.build(world, tokenizer, cfg.seed, n_items=8 if cfg.quick else 64)
+    history, snapshots, losses, tokens_seen = [], {}, [], 0
+    model.train()
+    for step in range(1, cfg.steps + 1):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step - 1, cfg)
+        ids, labels = next(data)
+        tokens_seen += ids.numel()
+        loss = model(input_ids=ids, labels=labels).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        losses.append(loss.item())
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            row = {
+                "step": step,
+                "train_loss": sum(losses[-50:]) / len(losses[-50:]),
+                "tokens": tokens_seen,
+                "elapsed_s": round(time.perf_counter() - started, 1),
+                **probe.run(model),
+            }
+            history.append(row)
+            snapshots[step] = fp16_state(model)
+            model.train()
+            _log(json.dumps(row))
+        if step % 25 == 0:
+            _log(f"step {step} loss {sum(losses[-25:]) / 25:.4f} elapsed {time.perf_counter() - started:.0f}s")
+        if progress is not None:
+            progress(step / cfg.steps, f"loss {loss.item():.3f}")
+    wall = time.perf_counter() - started
+    return finish(cfg, out_dir, world, tokenizer, model, history, snapshots, losses, wall)
+
+
+def choose_revisions(history: list[dict], limit: int) -> list[int]:
+    """Checkpoint steps around each jump: the evals just before and after each probe first reaches half its max."""
+    chosen = {history[0]["step"]}
+    for metric in ("induction_score_max", "fact_recall", "context_following"):
+        peak = max(row[metric] for row in history)
+        index = next((i for i, row in enumerate(history) if row[metric] >= 0.5 * peak), 0)
+        chosen |= {history[max(0, index - 1)]["step"], history[index]["step"]}
+    ordered = sorted(chosen)
+    while len(ordered) > limit:  # thin out evenly, keeping the first
+        ordered.pop(len(ordered) // 2)
+    return ordered
+
+
+def finish(
+    cfg: TrainConfig,
+    out_dir: Path,
+    world: World,
+    tokenizer,
+    model,
+    history: list[dict],
+    snapshots: dict[int, dict],
+    losses: list[float],
+    wall: float,
+) -> dict:
+    """Write the final model, chosen revisions, data files, metrics, card and checksums."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_folder(model, tokenizer, out_dir, snapshots[cfg.steps], cfg)
+    data_files.write_all(world, out_dir / "data")
+    revisions = {}
+    for step in choose_revisions(history, cfg.max_revisions) + [cfg.steps]:
+        folder = out_dir / "revisions" / f"step-{step}"
+        save_folder(model, tokenizer, folder, snapshots[step], cfg)
+        revisions[f"step-{step}"] = next(row for row in history if row["step"] == step)
+    final = evaluate.evaluate_folder(out_dir, quick=cfg.quick)
+    metrics = {
+        **final,
+        "train_loss_final": sum(losses[-50:]) / len(losses[-50:]),
+        "train_loss_first": sum(losses[:10]) / len(losses[:10]),
+        "steps": cfg.steps,
+        "tokens_seen": history[-1]["tokens"],
+        "train_wall_time_s": round(wall, 1),
+        "n_parameters": sum(p.numel() for p in model.parameters()),
+        "config": asdict(cfg),
+        "history": history,
+        "revisions": revisions,
+    }
+    from probes.organism import card
+
+    return card.write_outputs(out_dir, metrics)
+
+
+def save_folder(model, tokenizer, folder: Path, state: dict[str, torch.Tensor], cfg: TrainConfig) -> None:
+    """save_pretrained with fp16 weights (half the bytes) and a float32 compute dtype in config.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model_copy = type(model)(model.config)
+    model_copy.load_state_dict({k: v.float() for k, v in state.items()})
+    model_copy.half().save_pretrained(folder)
+    config_path = folder / "config.json"
+    config = json.loads(config_path.read_text())
+    config["dtype"] = "float32"  # stored in fp16, meant to run in fp32 on CPU
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    tokenizer.save_pretrained(folder)
+    (folder / "organism.json").write_text(
+        json.dumps({"seed": cfg.seed, "entities_per_kind": cfg.entities_per_kind, "quick": cfg.quick}, indent=2) + "\n"
+    )
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+__all__ = ["TrainConfig", "quick_config", "train", "vocabulary_for"]

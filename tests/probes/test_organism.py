@@ -1,0 +1,151 @@
+"""The embedded model organism: deterministic corpus, testbed schema, quick training, committed model's numbers."""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from probes.models import EMBEDDED_MODEL_DIR, ModelSpec, load_model
+from probes.organism import data_files
+from probes.organism.corpus import corpus_bytes
+from probes.organism.world import build_world
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PUBLIC_POOL = REPO_ROOT.parent / "shared" / "data" / "rw-testbed" / "fakenews_output.json"
+# The public testbed schema (fake news and non-factual pools): field -> (type, minimum list length)
+TESTBED_SCHEMA = {
+    "Question": (str, None),
+    "Generated Information": (list, 3),
+    "Input": (str, None),
+    "Synonym Sentence": (list, 2),
+    "Simple Answer": (str, None),
+    "Explainable Answer": (str, None),
+}
+ACCEPTANCE = {"fact_recall": 0.9, "context_following": 0.8, "induction_score_max": 0.5}
+committed = pytest.mark.skipif(not (EMBEDDED_MODEL_DIR / "organism.json").is_file(), reason="organism not trained")
+
+
+def test_corpus_is_deterministic_from_the_seed() -> None:
+    world = build_world(0)
+    first = corpus_bytes(world, seed=1, n_docs=400)
+    assert first == corpus_bytes(build_world(0), seed=1, n_docs=400)
+    assert first != corpus_bytes(world, seed=2, n_docs=400)
+    assert first != corpus_bytes(build_world(1), seed=1, n_docs=400)
+
+
+def test_vocabulary_covers_the_corpus() -> None:
+    from probes.organism.corpus import generate_corpus
+    from probes.organism.tokenizer import build_tokenizer
+    from probes.organism.train import vocabulary_for
+
+    world = build_world(0)
+    tokenizer = build_tokenizer(vocabulary_for(world, seed=0))
+    ids = tokenizer(generate_corpus(world, seed=3, n_docs=500), add_special_tokens=False)["input_ids"]
+    assert all(tokenizer.unk_token_id not in doc for doc in ids)
+    assert max(len(doc) for doc in ids) + 2 <= 320  # every document fits a long training block
+
+
+def _validate_testbed_item(item: dict) -> None:
+    assert set(item) == set(TESTBED_SCHEMA)
+    for field, (kind, min_length) in TESTBED_SCHEMA.items():
+        assert isinstance(item[field], kind), field
+        if kind is list:
+            assert len(item[field]) >= min_length and all(isinstance(s, str) and s for s in item[field]), field
+        else:
+            assert item[field], field
+
+
+def test_public_pool_matches_the_schema_we_check() -> None:
+    if not PUBLIC_POOL.is_file():
+        pytest.skip("public testbed pool not available")
+    for item in json.loads(PUBLIC_POOL.read_text())[:50]:
+        _validate_testbed_item(item)
+
+
+def test_generated_testbed_validates_and_is_about_the_world() -> None:
+    world = build_world(0)
+    items = data_files.testbed(world)
+    assert len(items) == len(world.facts())
+    for item, fact in zip(items, world.facts(), strict=True):
+        _validate_testbed_item(item)
+        assert item["Simple Answer"].endswith(f" {fact.value}.")
+        assert not item["Input"].endswith(f" {fact.value}.")
+        assert item["Input"].split()[:-1] == item["Simple Answer"].split()[:-1]  # differ only in the value
+
+
+@committed
+def test_committed_data_files_match_the_generator() -> None:
+    world = build_world(json.loads((EMBEDDED_MODEL_DIR / "organism.json").read_text())["seed"])
+    data = EMBEDDED_MODEL_DIR / "data"
+    assert json.loads((data / "testbed.json").read_text()) == data_files.testbed(world)
+    assert (data / "facts.csv").read_text() == data_files.facts_csv(world)
+    prompts = json.loads((data / "steering_prompts.json").read_text())
+    assert prompts == data_files.steering_prompts(world)
+    assert len(prompts["faithful"]) == len(prompts["associative"]) == len(world.facts())
+    assert prompts["hallucination"] and prompts["associative_vocabulary"]
+
+
+def test_quick_training_runs_loss_falls_and_loads(tmp_path: Path) -> None:
+    """The quick build needs well under a minute of CPU; wall time is bounded loosely (the cores are shared)."""
+    out = tmp_path / "organism"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    completed = subprocess.run(
+        [sys.executable, "-m", "probes", "organism", "train", "--quick", "--out", str(out), "--json"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert cpu_s < 60, f"quick training used {cpu_s:.0f} s of CPU"
+    summary = json.loads(completed.stdout)
+    assert summary["train_loss_final"] < summary["train_loss_first"]
+    bridge = load_model(ModelSpec(name=str(out), device="cpu"))
+    assert bridge.cfg.n_layers == 2
+    revision = sorted(p.name for p in (out / "revisions").iterdir())[0]
+    assert load_model(ModelSpec(name=str(out), revision=revision, device="cpu")) is not None
+
+
+def test_quick_without_out_is_a_clear_error() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "probes", "organism", "train", "--quick"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 2 and completed.stderr.startswith("error:")
+
+
+@committed
+def test_committed_organism_meets_acceptance() -> None:
+    from probes.organism.evaluate import evaluate_folder
+
+    started = time.perf_counter()
+    metrics = evaluate_folder(EMBEDDED_MODEL_DIR)
+    assert time.perf_counter() - started < 60
+    for name, threshold in ACCEPTANCE.items():
+        assert metrics[name] >= threshold, (name, metrics[name])
+    recorded = json.loads((EMBEDDED_MODEL_DIR / "metrics.json").read_text())
+    assert metrics["fact_recall"] == pytest.approx(recorded["fact_recall"])
+
+
+@committed
+def test_committed_organism_loads_through_the_common_path() -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(EMBEDDED_MODEL_DIR)
+    assert tokenizer.bos_token == "<bos>" and tokenizer.unk_token_id is not None
+    bridge = load_model(ModelSpec(name="organism", device="cpu"))
+    logits = bridge(bridge.to_tokens("Q: What is the capital of Zorva? A:"))
+    assert logits.shape[-1] == len(tokenizer)
+    size = sum(p.stat().st_size for p in EMBEDDED_MODEL_DIR.rglob("*") if p.is_file())
+    assert size < 25 * 2**20
