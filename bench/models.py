@@ -45,9 +45,16 @@ CUDA_ONLY = {"llama-1b"}  # ~4 GiB of float32 weights: too slow to be useful on 
 LABELS = (EMBEDDED_MODEL_NAME, *RANDOM_CONFIGS)
 
 
-def default_labels(device: str) -> list[str]:
-    """The models a run covers by default on `device`: all of them on CUDA, the CPU-sized ones elsewhere."""
-    return [label for label in LABELS if device.startswith("cuda") or label not in CUDA_ONLY]
+def default_labels(device: str, quick: bool = False) -> list[str]:
+    """The models a run covers by default on `device`.
+
+    Full run: the organism and GPT-2-small everywhere, plus the 1B model on CUDA. Quick run: the organism only on
+    CPU (a 124M model's probe cases alone take minutes on 2 cores), the organism and GPT-2-small on CUDA.
+    """
+    cuda = device.startswith("cuda")
+    if quick:
+        return [EMBEDDED_MODEL_NAME, "gpt2-small"] if cuda else [EMBEDDED_MODEL_NAME]
+    return [label for label in LABELS if cuda or label not in CUDA_ONLY]
 
 
 def folder_for(label: str) -> Path:

@@ -204,7 +204,7 @@ def run_benchmarks(args: argparse.Namespace) -> dict:
     unknown = [case for case in cases if case not in known]
     if unknown:
         raise SystemExit(f"error: unknown case(s) {', '.join(unknown)}; available: {', '.join(known)}")
-    labels = args.models or bench_models.default_labels(device)
+    labels = args.models or bench_models.default_labels(device, quick=args.quick)
     for label in labels:
         if label not in bench_models.LABELS:
             raise SystemExit(f"error: unknown model {label!r}; available: {', '.join(bench_models.LABELS)}")
@@ -215,7 +215,8 @@ def run_benchmarks(args: argparse.Namespace) -> dict:
     rows: list[dict] = []
     skipped: list[dict] = []
     errors: list[dict] = []
-    case_seconds: dict[str, float] = {}
+    case_seconds: dict[str, float] = {}  # wall time per case and model
+    case_cpu_seconds: dict[str, float] = {}  # CPU time of this process (all threads): robust to other load
     model_info: dict[str, dict] = {}
     modules = {}
     for case in cases:
@@ -243,7 +244,7 @@ def run_benchmarks(args: argparse.Namespace) -> dict:
         _log(f"[bench] {label}: {model_info[label]['parameters'] / 1e6:.1f}M parameters, loaded in "
              f"{model_info[label]['load_s']:.1f} s")  # fmt: skip
         for case, module in modules.items():
-            case_started = time.perf_counter()
+            case_started, cpu_started = time.perf_counter(), time.process_time()
             try:
                 with time_limit(case_timeout):
                     returned = module.rows(model, label, args.quick)
@@ -255,6 +256,7 @@ def run_benchmarks(args: argparse.Namespace) -> dict:
                     _log("".join(traceback.format_exception(error)[-3:]).rstrip())
             elapsed = time.perf_counter() - case_started
             case_seconds[f"{case} [{label}]"] = round(elapsed, 2)
+            case_cpu_seconds[f"{case} [{label}]"] = round(time.process_time() - cpu_started, 2)
             for raw in returned:
                 kind, entry = normalise(raw, case, label)
                 {"row": rows, "skipped": skipped, "error": errors}[kind].append(entry)
@@ -274,6 +276,8 @@ def run_benchmarks(args: argparse.Namespace) -> dict:
         "total_s": round(total_s, 2),
         "quick_budget_s": QUICK_BUDGET_S if args.quick else None,
         "case_seconds": case_seconds,
+        "case_cpu_seconds": case_cpu_seconds,
+        "cpu_s": round(time.process_time(), 2),
         "models": model_info,
         "machine": machine_info(device),
     }
@@ -306,7 +310,7 @@ def markdown(report: dict) -> str:
         f"device {machine['device']}"
         + (f" ({machine['gpu']})" if machine.get("gpu") else "")
         + f", dtype {machine.get('dtype')}, torch {machine['torch']}, commit {machine.get('commit')}. "
-        f"Total {report['total_s']:.1f} s.",
+        f"Total {report['total_s']:.1f} s wall, {report['cpu_s']:.1f} s CPU.",
         "",
         "Ratio is probe / baseline (lower is better) unless the row's note says it is a speed-up or throughput "
         "ratio (higher is better); times are medians over `repeats` runs, peaks are extra memory above the "
@@ -331,8 +335,11 @@ def markdown(report: dict) -> str:
     if report["errors"]:
         lines += ["", "Errors (the other cases still ran):", ""]
         lines += [f"- {entry['name']}: {entry['error']}" for entry in report["errors"]]
-    lines += ["", "Seconds per case and model:", ""]
-    lines += [f"- {name}: {seconds:.1f}" for name, seconds in report["case_seconds"].items()]
+    lines += ["", "Seconds per case and model (wall; CPU time of the process in brackets):", ""]
+    lines += [
+        f"- {name}: {seconds:.1f} ({report['case_cpu_seconds'].get(name, 0):.1f} CPU)"
+        for name, seconds in report["case_seconds"].items()
+    ]
     if report["models"]:
         lines += ["", "Models:", ""]
         for label, info in report["models"].items():
