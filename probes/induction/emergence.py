@@ -7,7 +7,8 @@ Tasks (METHODS.md section 1):
 * `bursty` (Reddy 2023): in-context classification of noisy items (`probes.induction.tasks`); 2 attention layers of
   one head each, then a 3-layer MLP readout on the query token. Recorded: training loss, ICL accuracy (novel
   classes), IWL accuracy (query class absent from the context), flipped-label accuracy (trained classes, context
-  labels that contradict the trained ones; scored against the context), and attention-based progress measures:
+  labels that contradict the trained ones; scored against the context), the loss on a held-out batch from the
+  training distribution, and attention-based progress measures:
   induction = the last layer's attention from the query to labels whose item shares the query's class, summed;
   previous_token = the first layer's mean attention from each label to the item just before it.
 
@@ -376,7 +377,7 @@ def _train_repeat(cfg: TrainConfig, progress: Progress, on_record: OnRecord):
     for step in range(cfg.steps + 1):
         if step in _record_steps(cfg):
             model.eval()
-            record = {"step": step, "train_loss": float(np.mean(running)) if running else float("nan"),
+            record = {"step": step, "train_loss": float(np.mean(running)) if running else None,
                       **_repeat_record(model, eval_tokens, cfg.seq_len)}  # fmt: skip
             history.append(record)
             running = []
@@ -409,13 +410,15 @@ def _train_bursty(cfg: TrainConfig, progress: Progress, on_record: OnRecord):
     icl = tasks.novel_batch(world, cfg.eval_seqs, eval_burst, eval_generator, flipped=False)
     iwl = tasks.iwl_batch(world, cfg.eval_seqs, eval_generator)
     flipped = tasks.novel_batch(world, cfg.eval_seqs, eval_burst, eval_generator, flipped=True)
+    held_out = tasks.training_batch(world, cfg.eval_seqs, eval_generator)  # the training distribution
     generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 1)
     history, running = [], []
     for step in range(cfg.steps + 1):
         if step in _record_steps(cfg):
             model.eval()
             with torch.no_grad():
-                record = {"step": step, "loss": float(np.mean(running)) if running else float("nan"),
+                loss = nn.functional.cross_entropy(model(held_out.inputs), held_out.targets)
+                record = {"step": step, "loss": float(loss), "train_loss": float(np.mean(running)) if running else None,
                           "icl_accuracy": _accuracy(model, icl), "iwl_accuracy": _accuracy(model, iwl),
                           "flipped_accuracy": _accuracy(model, flipped), **_bursty_attention(model, icl)}  # fmt: skip
             history.append(record)
