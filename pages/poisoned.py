@@ -75,7 +75,12 @@ def read_testbed() -> Testbed | None:
                 return None
             return load_testbed(EMBEDDED_TESTBED.read_bytes(), EMBEDDED_TESTBED.name)
         if source == SOURCES[1]:
-            upload = st.file_uploader(UPLOAD_LABEL, type=["json", "jsonl", "csv"], key="poisoned-upload")
+            upload = st.file_uploader(
+                UPLOAD_LABEL,
+                type=["json", "jsonl", "csv"],
+                key="poisoned-upload",
+                max_upload_size=MAX_UPLOAD_BYTES // 2**20,
+            )
             return load_testbed(upload.getvalue(), upload.name) if upload is not None else None
         kind = st.selectbox("Pasted format", ["json", "jsonl", "csv"], key="poisoned-paste-format")
         text = st.text_area("Paste a testbed", height=150, key="poisoned-paste")
@@ -89,7 +94,8 @@ def describe_testbed(testbed: Testbed) -> None:
     categories = ", ".join(f"{name} ({count})" for name, count in testbed.categories().items())
     st.success(f"{testbed.source}: {len(testbed.items)} usable items; categories: {categories}.")
     if testbed.skipped:
-        st.warning(f"{len(testbed.skipped)} rows skipped, e.g. {testbed.skipped[0].reason}.")
+        count = len(testbed.skipped)
+        st.warning(f"{count} {'row' if count == 1 else 'rows'} skipped, e.g. {testbed.skipped[0].reason}.")
         with st.expander("Skipped rows"):
             st.dataframe(pd.DataFrame([row.__dict__ for row in testbed.skipped]), hide_index=True, width="stretch")
 
@@ -100,13 +106,19 @@ def curve_settings(testbed: Testbed) -> tuple[CurveConfig, bool]:
         left, middle, right = st.columns(3)
         n_items = left.slider("Items per context (n)", 2, 40, defaults.n_items, key="poisoned-n-items")
         steps = left.select_slider("Share steps", [2, 4, 5, 10, 20], defaults.proportion_steps, key="poisoned-steps")
-        positions = middle.multiselect("Position of inappropriate items", POSITIONS, list(defaults.positions),
-                                       key="poisoned-positions")
+        positions = middle.multiselect(
+            "Position of inappropriate items", POSITIONS, list(defaults.positions), key="poisoned-positions"
+        )
         categories = middle.multiselect("Categories (empty: all)", list(testbed.categories()), key="poisoned-cats")
-        max_items = right.number_input("Items per category", 1, 2000, defaults.max_items_per_category,
-                                       key="poisoned-max-items")
-        strength = right.radio("Strength fitted by the RW model", list(STRENGTH_LABELS),
-                               format_func=STRENGTH_LABELS.get, key="poisoned-strength")
+        max_items = right.number_input(
+            "Items per category", 1, 2000, defaults.max_items_per_category, key="poisoned-max-items"
+        )
+        strength = right.radio(
+            "Strength fitted by the RW model",
+            list(STRENGTH_LABELS),
+            format_func=STRENGTH_LABELS.get,
+            key="poisoned-strength",
+        )
         with st.expander("More settings"):
             tags = st.checkbox("Source tags (From …)", True, key="poisoned-tags")
             normalize = st.checkbox("Length-normalise answer log-probs", False, key="poisoned-normalize")
@@ -114,10 +126,19 @@ def curve_settings(testbed: Testbed) -> tuple[CurveConfig, bool]:
             generated = st.number_input("Generated example answers", 0, 12, 0, key="poisoned-generated")
             seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="poisoned-seed")
         submitted = st.form_submit_button("Compute curves", type="primary")
-    cfg = CurveConfig(n_items=int(n_items), proportion_steps=int(steps), positions=tuple(positions) or ("random",),
-                      max_items_per_category=int(max_items), categories=tuple(categories), source_tags=tags,
-                      strength=strength, length_normalize=normalize, n_bootstrap=int(bootstrap),
-                      n_generated=int(generated), seed=int(seed))
+    cfg = CurveConfig(
+        n_items=int(n_items),
+        proportion_steps=int(steps),
+        positions=tuple(positions) or ("random",),
+        max_items_per_category=int(max_items),
+        categories=tuple(categories),
+        source_tags=tags,
+        strength=strength,
+        length_normalize=normalize,
+        n_bootstrap=int(bootstrap),
+        n_generated=int(generated),
+        seed=int(seed),
+    )
     return cfg, submitted
 
 
@@ -131,18 +152,46 @@ def curve_figure(curve: pd.DataFrame, fitted: pd.DataFrame, groups: list[tuple[s
         if rows["strength_low"].notna().all():
             band_x = list(rows["proportion"] * 100) + list(rows["proportion"][::-1] * 100)
             band_y = list(rows["strength_high"]) + list(rows["strength_low"][::-1])
-            figure.add_scatter(x=band_x, y=band_y, fill="toself", line={"width": 0}, fillcolor=color, opacity=0.15,
-                               hoverinfo="skip", showlegend=False, name=f"{label} 95% band")
-        figure.add_scatter(x=rows["proportion"] * 100, y=rows["strength"], mode="markers+lines", name=label,
-                           line={"color": color}, customdata=rows["mean_logodds"],
-                           hovertemplate="share %{x:.0f}%<br>strength %{y:.3f}<br>mean log-odds %{customdata:.2f}")
-        figure.add_scatter(x=fine["proportion"] * 100, y=fine["fitted"], mode="lines", name=f"{label} RW fit",
-                           line={"color": color, "dash": "dash"})
-        figure.add_scatter(x=fine["proportion"] * 100, y=fine["proportional"], mode="lines",
-                           name=f"{label} proportional (c·p)", line={"color": color, "dash": "dot", "width": 1})
-    figure.update_layout(title=CURVE_TITLE.format(strength=STRENGTH_LABELS[strength].lower()),
-                         xaxis_title="Share of inappropriate items in the context (%)",
-                         yaxis_title=f"{STRENGTH_LABELS[strength]} (0–1)", yaxis_range=[-0.02, 1.02])
+            figure.add_scatter(
+                x=band_x,
+                y=band_y,
+                fill="toself",
+                line={"width": 0},
+                fillcolor=color,
+                opacity=0.15,
+                hoverinfo="skip",
+                showlegend=False,
+                name=f"{label} 95% band",
+            )
+        figure.add_scatter(
+            x=rows["proportion"] * 100,
+            y=rows["strength"],
+            mode="markers+lines",
+            name=label,
+            line={"color": color},
+            customdata=rows["mean_logodds"],
+            hovertemplate="share %{x:.0f}%<br>strength %{y:.3f}<br>mean log-odds %{customdata:.2f}",
+        )
+        figure.add_scatter(
+            x=fine["proportion"] * 100,
+            y=fine["fitted"],
+            mode="lines",
+            name=f"{label} RW fit",
+            line={"color": color, "dash": "dash"},
+        )
+        figure.add_scatter(
+            x=fine["proportion"] * 100,
+            y=fine["proportional"],
+            mode="lines",
+            name=f"{label} proportional (c·p)",
+            line={"color": color, "dash": "dot", "width": 1},
+        )
+    figure.update_layout(
+        title=CURVE_TITLE.format(strength=STRENGTH_LABELS[strength].lower()),
+        xaxis_title="Share of inappropriate items in the context (%)",
+        yaxis_title=f"{STRENGTH_LABELS[strength]} (0–1)",
+        yaxis_range=[-0.02, 1.02],
+    )
     return figure
 
 
@@ -150,15 +199,26 @@ def logodds_figure(curve: pd.DataFrame, groups: list[tuple[str, str]]) -> go.Fig
     figure = go.Figure()
     for index, (category, position) in enumerate(groups):
         rows = curve[(curve["category"] == category) & (curve["position"] == position)]
-        error = {"type": "data", "symmetric": False, "array": rows["mean_logodds_high"] - rows["mean_logodds"],
-                 "arrayminus": rows["mean_logodds"] - rows["mean_logodds_low"]}
-        figure.add_scatter(x=rows["proportion"] * 100, y=rows["mean_logodds"], mode="markers+lines",
-                           name=f"{category} · {position}", line={"color": COLORS[index % len(COLORS)]},
-                           error_y=error if rows["mean_logodds_low"].notna().all() else None)
+        error = {
+            "type": "data",
+            "symmetric": False,
+            "array": rows["mean_logodds_high"] - rows["mean_logodds"],
+            "arrayminus": rows["mean_logodds"] - rows["mean_logodds_low"],
+        }
+        figure.add_scatter(
+            x=rows["proportion"] * 100,
+            y=rows["mean_logodds"],
+            mode="markers+lines",
+            name=f"{category} · {position}",
+            line={"color": COLORS[index % len(COLORS)]},
+            error_y=error if rows["mean_logodds_low"].notna().all() else None,
+        )
     figure.add_hline(y=0, line={"color": "grey", "dash": "dot"})
-    figure.update_layout(title="Mean log-odds of the claim over the reference answer",
-                         xaxis_title="Share of inappropriate items in the context (%)",
-                         yaxis_title="log P(claim) − log P(reference) (nats)")
+    figure.update_layout(
+        title="Mean log-odds of the claim over the reference answer",
+        xaxis_title="Share of inappropriate items in the context (%)",
+        yaxis_title="log P(claim) − log P(reference) (nats)",
+    )
     return figure
 
 
@@ -166,25 +226,42 @@ def overweight_figure(fitted: pd.DataFrame, groups: list[tuple[str, str]]) -> go
     figure = go.Figure()
     for index, (category, position) in enumerate(groups):
         fine = fitted[(fitted["category"] == category) & (fitted["position"] == position)]
-        figure.add_scatter(x=fine["proportion"] * 100, y=fine["overweight"], mode="lines",
-                           name=f"{category} · {position}", line={"color": COLORS[index % len(COLORS)]})
+        figure.add_scatter(
+            x=fine["proportion"] * 100,
+            y=fine["overweight"],
+            mode="lines",
+            name=f"{category} · {position}",
+            line={"color": COLORS[index % len(COLORS)]},
+        )
     figure.add_hline(y=0, line={"color": "grey", "dash": "dot"})
-    figure.update_layout(title="Over-weighting of the less prevalent content (RW fit minus proportional)",
-                         xaxis_title="Share of inappropriate items in the context (%)",
-                         yaxis_title="Fitted strength − c·p (0–1 scale)")
+    figure.update_layout(
+        title="Over-weighting of the less prevalent content (RW fit minus proportional)",
+        xaxis_title="Share of inappropriate items in the context (%)",
+        yaxis_title="Fitted strength − c·p (0–1 scale)",
+    )
     return figure
 
 
 def show_curves(stored) -> None:
-    summary, curve, fits, fitted = stored.summary, stored.tables["curve"], stored.tables["fits"], stored.tables["fitted"]
+    summary, curve, fits, fitted = (
+        stored.summary,
+        stored.tables["curve"],
+        stored.tables["fits"],
+        stored.tables["fitted"],
+    )
     run_caption(stored)
     if summary.get("notice"):
         st.warning(summary["notice"])
     fit = summary["rw_fit"]
-    band = (f" (95% CI {fit['alpha_beta_low']:.3f}–{fit['alpha_beta_high']:.3f})"
-            if fit.get("alpha_beta_low") is not None else "")
+    band = (
+        f" (95% CI {fit['alpha_beta_low']:.3f}–{fit['alpha_beta_high']:.3f})"
+        if fit.get("alpha_beta_low") is not None
+        else ""
+    )
     cols = st.columns(4)
-    cols[0].metric("αβ (all, " + summary["position"] + ")", f"{fit['alpha_beta']:.3f}", help="learning rate × salience" + band)
+    cols[0].metric(
+        "αβ (all, " + summary["position"] + ")", f"{fit['alpha_beta']:.3f}", help="learning rate × salience" + band
+    )
     cols[1].metric("Scale c", f"{fit['scale']:.3f}")
     cols[2].metric("R²", "n/a" if fit["r2"] is None else f"{fit['r2']:.3f}")
     cols[3].metric("Items scored", f"{summary['testbed_items']} × n={summary['n_items_used']}")
@@ -195,9 +272,8 @@ def show_curves(stored) -> None:
     chosen = st.multiselect("Curves shown", labels, default, key="poisoned-groups")
     groups = [group for label, group in zip(labels, all_groups, strict=True) if label in chosen]
     st.plotly_chart(curve_figure(curve, fitted, groups, summary["strength"]), width="stretch", key="poisoned-curve")
-    left, right = st.columns(2)
-    left.plotly_chart(logodds_figure(curve, groups), width="stretch", key="poisoned-logodds")
-    right.plotly_chart(overweight_figure(fitted, groups), width="stretch", key="poisoned-overweight")
+    st.plotly_chart(logodds_figure(curve, groups), width="stretch", key="poisoned-logodds")
+    st.plotly_chart(overweight_figure(fitted, groups), width="stretch", key="poisoned-overweight")
     st.dataframe(fits, hide_index=True, width="stretch")
     examples = stored.tables.get("examples")
     if examples is not None and len(examples):
@@ -214,8 +290,14 @@ def curves_tab(testbed: Testbed | None) -> None:
     if submitted:
         st.session_state["poisoned-requested"] = True
     if st.session_state.get("poisoned-requested"):
-        stored = cached_run(NAME, VERSION, cfg, compute=lambda model, progress: run(model, cfg, testbed, progress),
-                            input_digest=testbed.digest, label="Scoring contexts")
+        stored = cached_run(
+            NAME,
+            VERSION,
+            cfg,
+            compute=lambda model, progress: run(model, cfg, testbed, progress),
+            input_digest=testbed.digest,
+            label="Scoring contexts",
+        )
     else:
         stored = cached_lookup(NAME, VERSION, cfg, input_digest=testbed.digest)
         if stored is None:
@@ -231,8 +313,12 @@ def explore_defaults(testbed: Testbed | None) -> dict[str, str]:
     if testbed is None:
         return {"question": "", "context": "", "bad": "", "answers": ""}
     item = testbed.items[0]
-    return {"question": item.question, "context": "\n".join(item.appropriate), "bad": "\n".join(item.inappropriate),
-            "answers": f"{item.reference}\n{item.claim}"}
+    return {
+        "question": item.question,
+        "context": "\n".join(item.appropriate),
+        "bad": "\n".join(item.inappropriate),
+        "answers": f"{item.reference}\n{item.claim}",
+    }
 
 
 def lines(text: str) -> tuple[str, ...]:
@@ -252,7 +338,9 @@ def prefill_from(testbed: Testbed | None) -> None:
 def explore_inputs(testbed: Testbed | None) -> tuple[ExploreInput, ExploreConfig, bool] | None:
     prefill_from(testbed)
     question = st.text_input("Question", key="poisoned-x-question")
-    upload = st.file_uploader(CONTEXT_UPLOAD_LABEL, type=["txt"], key="poisoned-x-upload")
+    upload = st.file_uploader(
+        CONTEXT_UPLOAD_LABEL, type=["txt"], key="poisoned-x-upload", max_upload_size=MAX_CONTEXT_BYTES // 2**20
+    )
     context = st.text_area("Context segments (one per line)", key="poisoned-x-context")
     if upload is not None:
         try:
@@ -261,8 +349,9 @@ def explore_inputs(testbed: Testbed | None) -> tuple[ExploreInput, ExploreConfig
             show_error(error)
             return None
     bad = st.text_area("Inappropriate segments to mix in (one per line)", key="poisoned-x-bad")
-    answers = st.text_area("Candidate answers (one per line: reference first, then the claim)",
-                           key="poisoned-x-answers")
+    answers = st.text_area(
+        "Candidate answers (one per line: reference first, then the claim)", key="poisoned-x-answers"
+    )
     left, middle, right = st.columns(3)
     n_bad = left.slider("Inappropriate segments mixed in", 0, 20, 2, key="poisoned-x-n-bad")
     position = middle.selectbox("Where", POSITIONS, key="poisoned-x-position")
@@ -274,11 +363,20 @@ def explore_inputs(testbed: Testbed | None) -> tuple[ExploreInput, ExploreConfig
 
 def attribution_figure(segments: pd.DataFrame) -> go.Figure:
     colors = ["#d62728" if bad else "#1f77b4" for bad in segments["inappropriate"]]
-    figure = go.Figure(go.Bar(x=segments["segment"], y=segments["attribution"], marker_color=colors,
-                              customdata=segments["text"], hovertemplate="%{customdata}<br>%{y:.3f} nats"))
-    figure.update_layout(title="Leave-one-out attribution per context segment (red: inappropriate)",
-                         xaxis_title="Context segment (position in the prompt)",
-                         yaxis_title="Change in log-odds of the claim (nats)")
+    figure = go.Figure(
+        go.Bar(
+            x=segments["segment"],
+            y=segments["attribution"],
+            marker_color=colors,
+            customdata=segments["text"],
+            hovertemplate="%{customdata}<br>%{y:.3f} nats",
+        )
+    )
+    figure.update_layout(
+        title="Leave-one-out attribution per context segment (red: inappropriate)",
+        xaxis={"title": "Context segment (position in the prompt)", "dtick": 1},
+        yaxis_title="Change in log-odds of the claim (nats)",
+    )
     return figure
 
 
@@ -291,16 +389,24 @@ def explore_tab(testbed: Testbed | None) -> None:
         st.session_state["poisoned-x-requested"] = True
     if not st.session_state.get("poisoned-x-requested"):
         return
-    stored = cached_run(EXPLORE_NAME, EXPLORE_VERSION, cfg,
-                        compute=lambda model, progress: explore(model, cfg, data, progress),
-                        input_digest=digest_json(data.as_dict()), label="Scoring the context")
+    stored = cached_run(
+        EXPLORE_NAME,
+        EXPLORE_VERSION,
+        cfg,
+        compute=lambda model, progress: explore(model, cfg, data, progress),
+        input_digest=digest_json(data.as_dict()),
+        label="Scoring the context",
+    )
     if stored is None:
         return
     run_caption(stored)
     summary = stored.summary
+    answers = stored.tables["answers"]
+    winner = answers.iloc[int(answers["logp"].to_numpy().argmax())]
     left, right = st.columns(2)
     left.metric("Log-odds claim vs reference", f"{summary['logodds']:+.3f} nats")
-    right.metric("Forced choice", summary["winner"])
+    right.metric("Forced choice", str(winner.role), help=str(winner.candidate))
+    st.markdown(f"**Forced-choice answer:** {winner.candidate}")
     if summary.get("generated"):
         st.markdown(f"**Generated answer:** {summary['generated']}")
     st.dataframe(stored.tables["answers"], hide_index=True, width="stretch")

@@ -79,7 +79,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_testbed_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--testbed", default=None, help=f"testbed file (default: the organism's {DEFAULT_TESTBED.name})")
+    parser.add_argument(
+        "--testbed", default=None, help=f"testbed file (default: the organism's {DEFAULT_TESTBED.name})"
+    )
 
 
 def read_testbed(path: str | None) -> Testbed:
@@ -113,7 +115,10 @@ def curve_command(args: argparse.Namespace) -> dict:
     testbed = read_testbed(args.testbed)
     cfg = curve_config(args)
     stored = run_probe(
-        args, NAME, VERSION, cfg,
+        args,
+        NAME,
+        VERSION,
+        cfg,
         compute=lambda model, progress: run(model, cfg, testbed, progress),
         input_digest=testbed.digest,
     )
@@ -130,13 +135,20 @@ def explore_command(args: argparse.Namespace) -> dict:
     data = ExploreInput(args.question, tuple(args.segment), tuple(args.bad_segment), tuple(args.answer))
     cfg = ExploreConfig(n_inappropriate=args.n_bad, position=args.position, seed=args.seed)
     stored = run_probe(
-        args, EXPLORE_NAME, EXPLORE_VERSION, cfg,
+        args,
+        EXPLORE_NAME,
+        EXPLORE_VERSION,
+        cfg,
         compute=lambda model, progress: explore(model, cfg, data, progress),
         input_digest=digest_json(data.as_dict()),
     )
-    return {**stored.summary, "segments": stored.tables["segments"].to_dict(orient="records"),
-            "answers": stored.tables["answers"].to_dict(orient="records"), "run_id": stored.run_id,
-            "cached": stored.cached}
+    return {
+        **stored.summary,
+        "segments": stored.tables["segments"].to_dict(orient="records"),
+        "answers": stored.tables["answers"].to_dict(orient="records"),
+        "run_id": stored.run_id,
+        "cached": stored.cached,
+    }
 
 
 def read_strength_csv(path: str) -> tuple[np.ndarray, np.ndarray]:
@@ -175,8 +187,13 @@ def _number(row: dict, field: str, index: int, low: float | None, high: float | 
 def rw_fit_command(args: argparse.Namespace) -> dict:
     proportions, strengths = read_strength_csv(args.csv)
     fit = fit_rw(proportions, strengths, args.n_items)
-    return {"alpha_beta": fit.alpha_beta, "scale": fit.scale, "r2": fit.r2 if np.isfinite(fit.r2) else None,
-            "n_points": fit.n_points, "n_items": fit.n_items}
+    return {
+        "alpha_beta": fit.alpha_beta,
+        "scale": fit.scale,
+        "r2": fit.r2 if np.isfinite(fit.r2) else None,
+        "n_points": fit.n_points,
+        "n_items": fit.n_items,
+    }
 
 
 __all__ = ["register"]

@@ -28,8 +28,10 @@ from probes.poisoned.contexts import POSITIONS, Segment, bad_slots, poisoned_seg
 from probes.poisoned.rescorla_wagner import RWFit, fit_rw, fit_rw_many, overweighting
 from probes.poisoned.scoring import (
     DEFAULT_BATCH_TOKENS,
-    Encoded,
-    encode,
+    ChoiceSet,
+    as_sequences,
+    choice_logprobs,
+    encode_choices,
     greedy_answer,
     prompt_ids,
     sequence_logprobs,
@@ -61,6 +63,7 @@ class CurveConfig:
     n_generated: int = 0  # contexts for which a greedy answer is generated for display
     max_new_tokens: int = 24  # length limit of a generated answer
     batch_tokens: int = DEFAULT_BATCH_TOKENS  # tokens per forward pass
+    share_prompt: bool = True  # run each prompt once and reuse its KV cache for both answers (same numbers)
     prepend_bos: bool = True
     seed: int = 0
 
@@ -81,8 +84,13 @@ class CurveResult:
         return self.curve
 
     def to_tables(self) -> dict[str, pd.DataFrame]:
-        return {"curve": self.curve, "fits": self.fits, "fitted": self.fitted, "scores": self.scores,
-                "examples": self.examples}
+        return {
+            "curve": self.curve,
+            "fits": self.fits,
+            "fitted": self.fitted,
+            "scores": self.scores,
+            "examples": self.examples,
+        }
 
     def summary(self) -> dict:
         main = self.curve[(self.curve["category"] == ALL) & (self.curve["position"] == self.config.positions[0])]
@@ -90,13 +98,20 @@ class CurveResult:
         fit = fit_rows.iloc[0]
         return {
             "points": [
-                {"proportion": float(r.proportion), "poisoned_rate": float(r.poisoned_rate),
-                 "mean_logodds": float(r.mean_logodds)}
+                {
+                    "proportion": float(r.proportion),
+                    "poisoned_rate": float(r.poisoned_rate),
+                    "mean_logodds": float(r.mean_logodds),
+                }
                 for r in main.itertuples()
             ],
-            "rw_fit": {"alpha_beta": float(fit.alpha_beta), "scale": float(fit.scale), "r2": _json_float(fit.r2),
-                       "alpha_beta_low": _json_float(fit.alpha_beta_low),
-                       "alpha_beta_high": _json_float(fit.alpha_beta_high)},
+            "rw_fit": {
+                "alpha_beta": float(fit.alpha_beta),
+                "scale": float(fit.scale),
+                "r2": _json_float(fit.r2),
+                "alpha_beta_low": _json_float(fit.alpha_beta_low),
+                "alpha_beta_high": _json_float(fit.alpha_beta_high),
+            },
             "strength": self.config.strength,
             "position": self.config.positions[0],
             "n_items_requested": self.config.n_items,
@@ -161,13 +176,19 @@ def fitting_n_items(tokenizer, items: list[TestbedItem], n_items: int, n_ctx: in
     for item in items:
         sentences = item.appropriate + item.inappropriate
         tag = " (From university)" if cfg.source_tags else ""
-        segment = max(len(tokenizer(f" {n_items}. {s}.{tag}", add_special_tokens=False)["input_ids"]) for s in sentences)
+        segment = max(
+            len(tokenizer(f" {n_items}. {s}.{tag}", add_special_tokens=False)["input_ids"]) for s in sentences
+        )
         overhead = len(prompt_ids(tokenizer, render_prompt([], item.question), cfg.prepend_bos))
-        answer = max(len(tokenizer(" " + a, add_special_tokens=False)["input_ids"]) for a in (item.reference, item.claim))
+        answer = max(
+            len(tokenizer(" " + a, add_special_tokens=False)["input_ids"]) for a in (item.reference, item.claim)
+        )
         margin = 4
         best = min(best, (n_ctx - overhead - answer - margin) // max(segment, 1))
     if best < 1:
-        raise ValueError(f"Even a one-item context does not fit the model's {n_ctx}-token context; shorten the testbed.")
+        raise ValueError(
+            f"Even a one-item context does not fit the model's {n_ctx}-token context; shorten the testbed."
+        )
     return best
 
 
@@ -187,13 +208,20 @@ def run(model, cfg: CurveConfig, testbed: Testbed, progress: Progress | None = N
     if not items:
         raise ValueError("No testbed item has a reference answer and claim that differ under this model's tokenizer.")
     n_used = fitting_n_items(tokenizer, items, cfg.n_items, int(model.cfg.n_ctx), cfg)
-    notice = "" if n_used == cfg.n_items else (
-        f"{cfg.n_items} items per context do not fit the model's {int(model.cfg.n_ctx)}-token context; "
-        f"used {n_used} items per context instead."
+    notice = (
+        ""
+        if n_used == cfg.n_items
+        else (
+            f"{cfg.n_items} items per context do not fit the model's {int(model.cfg.n_ctx)}-token context; "
+            f"used {n_used} items per context instead."
+        )
     )
-    rows, encoded = build_requests(tokenizer, items, n_used, cfg)
-    report(0.02, f"{len(encoded)} continuations to score")
-    logprobs = sequence_logprobs(model, encoded, cfg.batch_tokens, lambda f, m: report(0.02 + 0.9 * f, m))
+    rows, choice_sets = build_requests(tokenizer, items, n_used, cfg)
+    report(0.02, f"{len(choice_sets)} contexts to score")
+    logprobs, fallback = score_choice_sets(
+        model, choice_sets, cfg.share_prompt, cfg.batch_tokens, lambda f, m: report(0.02 + 0.9 * f, m)
+    )
+    notice = " ".join(text for text in (notice, fallback) if text)
     scores = score_table(rows, logprobs, cfg)
     report(0.93, "fitting the Rescorla-Wagner model")
     curve, fits, fitted = aggregate(scores, n_used, cfg)
@@ -206,27 +234,51 @@ def context_rng(cfg: CurveConfig, item_index: int, n_bad: int, position: str) ->
     return random.Random(f"{cfg.seed}-{item_index}-{n_bad}-{position}")
 
 
-def build_requests(tokenizer, items: list[TestbedItem], n_items: int, cfg: CurveConfig) -> tuple[list[dict], list[Encoded]]:
-    """One row per item x share x position, and its two encoded sequences (reference, then claim)."""
-    rows, encoded = [], []
+def build_requests(
+    tokenizer, items: list[TestbedItem], n_items: int, cfg: CurveConfig
+) -> tuple[list[dict], list[ChoiceSet]]:
+    """One row per item x share x position, and its prompt with the two answers (reference, then claim)."""
+    rows, choice_sets = [], []
     for index, item in enumerate(items):
         for position in cfg.positions:
             for n_bad in bad_counts(n_items, cfg.proportion_steps):
                 rng = context_rng(cfg, index, n_bad, position)
-                prompt = render_prompt(poisoned_segments(item, n_items, n_bad, position, rng, cfg.source_tags),
-                                       item.question)
-                rows.append({"item": index, "category": item.category, "position": position,
-                             "proportion": n_bad / n_items, "n_bad": n_bad})
-                encoded += [encode(tokenizer, prompt, item.reference, cfg.prepend_bos),
-                            encode(tokenizer, prompt, item.claim, cfg.prepend_bos)]
-    return rows, encoded
+                prompt = render_prompt(
+                    poisoned_segments(item, n_items, n_bad, position, rng, cfg.source_tags), item.question
+                )
+                rows.append(
+                    {
+                        "item": index,
+                        "category": item.category,
+                        "position": position,
+                        "proportion": n_bad / n_items,
+                        "n_bad": n_bad,
+                    }
+                )
+                choice_sets.append(encode_choices(tokenizer, prompt, (item.reference, item.claim), cfg.prepend_bos))
+    return rows, choice_sets
+
+
+def score_choice_sets(
+    model, choice_sets: list[ChoiceSet], share_prompt: bool, batch_tokens: int, progress: Progress | None = None
+) -> tuple[np.ndarray, str]:
+    """(sets, answers, 2) log-probs (sum, mean), shared-prompt when the model supports it; and a notice."""
+    notice = ""
+    if share_prompt:
+        try:
+            return choice_logprobs(model, choice_sets, batch_tokens, progress), notice
+        except (TypeError, NotImplementedError, AttributeError) as error:
+            notice = f"This model does not support KV-cache reuse ({type(error).__name__}); scored full sequences."
+    n_answers = len(choice_sets[0].answers)
+    flat = sequence_logprobs(model, as_sequences(choice_sets), batch_tokens, progress)
+    return flat.reshape(len(choice_sets), n_answers, 2), notice
 
 
 def score_table(rows: list[dict], logprobs: np.ndarray, cfg: CurveConfig) -> pd.DataFrame:
     column = 1 if cfg.length_normalize else 0
     frame = pd.DataFrame(rows)
-    frame["logp_reference"] = logprobs[0::2, column]
-    frame["logp_claim"] = logprobs[1::2, column]
+    frame["logp_reference"] = logprobs[:, 0, column]
+    frame["logp_claim"] = logprobs[:, 1, column]
     frame["logodds"] = frame["logp_claim"] - frame["logp_reference"]
     frame["poisoned"] = np.where(frame["logodds"] > 0, 1.0, np.where(frame["logodds"] < 0, 0.0, 0.5))
     frame["claim_probability"] = 1.0 / (1.0 + np.exp(-frame["logodds"]))
@@ -250,8 +302,11 @@ def aggregate(scores: pd.DataFrame, n_items: int, cfg: CurveConfig) -> tuple[pd.
             fitted.append(fine.assign(**labels))
     order = ["category", "position"]
     curve = pd.concat(curves, ignore_index=True)
-    return (curve[order + [c for c in curve.columns if c not in order]], pd.DataFrame(fits),
-            pd.concat(fitted, ignore_index=True)[order + ["proportion", "fitted", "proportional", "overweight"]])
+    return (
+        curve[order + [c for c in curve.columns if c not in order]],
+        pd.DataFrame(fits),
+        pd.concat(fitted, ignore_index=True)[order + ["proportion", "fitted", "proportional", "overweight"]],
+    )
 
 
 def group_curve(subset: pd.DataFrame, n_items: int, cfg: CurveConfig) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
@@ -267,32 +322,50 @@ def group_curve(subset: pd.DataFrame, n_items: int, cfg: CurveConfig) -> tuple[p
         cfg,
     )
     ab_low, ab_high = bootstrap_alpha_beta(strength_matrix, proportions, n_items, cfg)
-    curve = pd.DataFrame({
-        "proportion": proportions,
-        "n_bad": np.rint(proportions * n_items).astype(int),
-        "n_scored": len(poisoned),
-        "poisoned_rate": poisoned.to_numpy().mean(axis=0),
-        "mean_logodds": logodds.to_numpy().mean(axis=0),
-        "choice_probability": choice.to_numpy().mean(axis=0),
-        "strength": strength,
-        "rw_fitted": fit.predict(proportions),
-        "proportional": fit.scale * proportions,
-        "overweight": overweighting(proportions, fit),
-        **bands,
-    })
+    curve = pd.DataFrame(
+        {
+            "proportion": proportions,
+            "n_bad": np.rint(proportions * n_items).astype(int),
+            "n_scored": len(poisoned),
+            "poisoned_rate": poisoned.to_numpy().mean(axis=0),
+            "mean_logodds": logodds.to_numpy().mean(axis=0),
+            "choice_probability": choice.to_numpy().mean(axis=0),
+            "strength": strength,
+            "rw_fitted": fit.predict(proportions),
+            "proportional": fit.scale * proportions,
+            "overweight": overweighting(proportions, fit),
+            **bands,
+        }
+    )
     fine_p = np.linspace(0.0, 1.0, 101)
-    fine = pd.DataFrame({"proportion": fine_p, "fitted": fit.predict(fine_p), "proportional": fit.scale * fine_p,
-                         "overweight": overweighting(fine_p, fit)})
-    fit_row = {**_fit_columns(fit), "alpha_beta_low": ab_low, "alpha_beta_high": ab_high,
-               "strength_measure": cfg.strength, "n_scored": len(poisoned),
-               "max_overweight": float(fine["overweight"].max()),
-               "max_overweight_at": float(fine_p[int(fine["overweight"].to_numpy().argmax())])}
+    fine = pd.DataFrame(
+        {
+            "proportion": fine_p,
+            "fitted": fit.predict(fine_p),
+            "proportional": fit.scale * fine_p,
+            "overweight": overweighting(fine_p, fit),
+        }
+    )
+    fit_row = {
+        **_fit_columns(fit),
+        "alpha_beta_low": ab_low,
+        "alpha_beta_high": ab_high,
+        "strength_measure": cfg.strength,
+        "n_scored": len(poisoned),
+        "max_overweight": float(fine["overweight"].max()),
+        "max_overweight_at": float(fine_p[int(fine["overweight"].to_numpy().argmax())]),
+    }
     return curve, fit_row, fine
 
 
 def _fit_columns(fit: RWFit) -> dict:
-    return {"alpha_beta": fit.alpha_beta, "scale": fit.scale, "r2": fit.r2, "n_points": fit.n_points,
-            "n_items": fit.n_items}
+    return {
+        "alpha_beta": fit.alpha_beta,
+        "scale": fit.scale,
+        "r2": fit.r2,
+        "n_points": fit.n_points,
+        "n_items": fit.n_items,
+    }
 
 
 def _resamples(n_rows: int, cfg: CurveConfig) -> np.ndarray:
@@ -313,7 +386,9 @@ def bootstrap_bands(matrices: dict[str, np.ndarray], cfg: CurveConfig) -> dict[s
     return bands
 
 
-def bootstrap_alpha_beta(matrix: np.ndarray, proportions: np.ndarray, n_items: int, cfg: CurveConfig) -> tuple[float, float]:
+def bootstrap_alpha_beta(
+    matrix: np.ndarray, proportions: np.ndarray, n_items: int, cfg: CurveConfig
+) -> tuple[float, float]:
     if cfg.n_bootstrap == 0:
         return float("nan"), float("nan")
     means = matrix[_resamples(matrix.shape[0], cfg)].mean(axis=1)  # (resamples, proportions)
@@ -326,8 +401,9 @@ def bootstrap_alpha_beta(matrix: np.ndarray, proportions: np.ndarray, n_items: i
 
 
 def _empty_examples() -> pd.DataFrame:
-    return pd.DataFrame(columns=["category", "position", "proportion", "question", "reference", "claim",
-                                 "generated", "prompt"])
+    return pd.DataFrame(
+        columns=["category", "position", "proportion", "question", "reference", "claim", "generated", "prompt"]
+    )
 
 
 def generate_examples(model, items: list[TestbedItem], n_items: int, cfg: CurveConfig) -> pd.DataFrame:
@@ -338,13 +414,22 @@ def generate_examples(model, items: list[TestbedItem], n_items: int, cfg: CurveC
         for n_bad in sorted({0, n_items // 2, n_items}):
             if len(rows) >= cfg.n_generated:
                 return pd.DataFrame(rows)
-            segments = poisoned_segments(item, n_items, n_bad, position, context_rng(cfg, index, n_bad, position),
-                                         cfg.source_tags)
+            segments = poisoned_segments(
+                item, n_items, n_bad, position, context_rng(cfg, index, n_bad, position), cfg.source_tags
+            )
             prompt = render_prompt(segments, item.question)
-            rows.append({"category": item.category, "position": position, "proportion": n_bad / n_items,
-                         "question": item.question, "reference": item.reference, "claim": item.claim,
-                         "generated": greedy_answer(model, prompt, cfg.max_new_tokens, cfg.prepend_bos),
-                         "prompt": prompt})
+            rows.append(
+                {
+                    "category": item.category,
+                    "position": position,
+                    "proportion": n_bad / n_items,
+                    "question": item.question,
+                    "reference": item.reference,
+                    "claim": item.claim,
+                    "generated": greedy_answer(model, prompt, cfg.max_new_tokens, cfg.prepend_bos),
+                    "prompt": prompt,
+                }
+            )
     return pd.DataFrame(rows) if rows else _empty_examples()
 
 
@@ -393,8 +478,12 @@ class ExploreResult:
 
     def summary(self) -> dict:
         best = self.answers.iloc[int(self.answers["logp"].to_numpy().argmax())]
-        return {"prompt": self.prompt, "logodds": self.logodds, "generated": self.generated,
-                "winner": str(best.candidate)}
+        return {
+            "prompt": self.prompt,
+            "logodds": self.logodds,
+            "generated": self.generated,
+            "winner": str(best.candidate),
+        }
 
 
 def validate_explore(data: ExploreInput, cfg: ExploreConfig) -> None:
@@ -433,19 +522,27 @@ def explore(model, cfg: ExploreConfig, data: ExploreInput, progress: Progress | 
     segments = mixed_segments(data, cfg)
     contexts = [segments] + [segments[:i] + segments[i + 1 :] for i in range(len(segments))]
     prompts = [render_prompt(context, data.question) for context in contexts]
-    encoded = [encode(model.tokenizer, prompt, c, cfg.prepend_bos) for prompt in prompts for c in candidates]
-    logprobs = sequence_logprobs(model, encoded, progress=progress)[:, 0].reshape(len(prompts), len(candidates))
+    sets = [encode_choices(model.tokenizer, prompt, candidates, cfg.prepend_bos) for prompt in prompts]
+    logprobs = score_choice_sets(model, sets, True, DEFAULT_BATCH_TOKENS, progress)[0][:, :, 0]  # (contexts, cands)
     logodds = logprobs[:, 1] - logprobs[:, 0]  # (contexts,) claim vs reference
     choice = np.exp(logprobs[0] - logprobs[0].max())
-    answers = pd.DataFrame({"candidate": candidates, "role": ["reference", "claim"] + ["other"] * (len(candidates) - 2),
-                            "logp": logprobs[0], "choice_probability": choice / choice.sum()})
-    table = pd.DataFrame({
-        "segment": np.arange(1, len(segments) + 1),
-        "text": [s.text for s in segments],
-        "source": [s.source for s in segments],
-        "inappropriate": [s.inappropriate for s in segments],
-        "logodds_without": logodds[1:],
-        "attribution": logodds[0] - logodds[1:],  # > 0: the segment pushes the answer toward the claim
-    })
+    answers = pd.DataFrame(
+        {
+            "candidate": candidates,
+            "role": ["reference", "claim"] + ["other"] * (len(candidates) - 2),
+            "logp": logprobs[0],
+            "choice_probability": choice / choice.sum(),
+        }
+    )
+    table = pd.DataFrame(
+        {
+            "segment": np.arange(1, len(segments) + 1),
+            "text": [s.text for s in segments],
+            "source": [s.source for s in segments],
+            "inappropriate": [s.inappropriate for s in segments],
+            "logodds_without": logodds[1:],
+            "attribution": logodds[0] - logodds[1:],  # > 0: the segment pushes the answer toward the claim
+        }
+    )
     generated = greedy_answer(model, prompts[0], cfg.max_new_tokens, cfg.prepend_bos) if cfg.generate else ""
     return ExploreResult(prompts[0], answers, table, float(logodds[0]), generated)

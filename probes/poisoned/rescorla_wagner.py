@@ -37,8 +37,14 @@ class RWFit:
         return rw_curve(proportions, self.n_items, self.alpha_beta, self.scale)
 
     def as_dict(self) -> dict:
-        return {"alpha_beta": self.alpha_beta, "scale": self.scale, "r2": self.r2, "sse": self.sse,
-                "n_points": self.n_points, "n_items": self.n_items}
+        return {
+            "alpha_beta": self.alpha_beta,
+            "scale": self.scale,
+            "r2": self.r2,
+            "sse": self.sse,
+            "n_points": self.n_points,
+            "n_items": self.n_items,
+        }
 
 
 def associative_strength(trials: np.ndarray, alpha_beta: np.ndarray | float) -> np.ndarray:
@@ -109,9 +115,7 @@ def fit_rw_many(
     return fits
 
 
-def fit_rw(
-    proportions: np.ndarray, strengths: np.ndarray, n_items: int, weights: np.ndarray | None = None
-) -> RWFit:
+def fit_rw(proportions: np.ndarray, strengths: np.ndarray, n_items: int, weights: np.ndarray | None = None) -> RWFit:
     """Least-squares fit of alpha_beta in (0, 1) and scale >= 0 to one curve."""
     return fit_rw_many(proportions, np.asarray(strengths, dtype=float)[None, :], n_items, weights)[0]
 

@@ -246,7 +246,9 @@ def _csv_rows(text: str, filename: str) -> list[tuple[int, object]]:
             if index >= MAX_ITEMS:
                 raise TestbedError(f"{filename} has more than {MAX_ITEMS} rows; the limit is {MAX_ITEMS}.")
             if None in record:
-                rows.append((index, _Unparsable(f"has {len(header) + len(record[None])} cells, header has {len(header)}")))
+                rows.append(
+                    (index, _Unparsable(f"has {len(header) + len(record[None])} cells, header has {len(header)}"))
+                )
                 continue
             rows.append((index, {key: _split_cell(key, value) for key, value in record.items()}))
     except csv.Error as error:

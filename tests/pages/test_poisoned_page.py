@@ -18,11 +18,16 @@ def tiny_items(count: int = 4) -> list[dict]:
     from probes.tiny import default_words
 
     words = default_words(200)
-    return [{"Question": f"the {words[4 * i]} of {words[4 * i + 1]} is ?",
-             "Generated Information": [f"the {words[4 * i]} of {words[4 * i + 1]} is {words[4 * i + 2]} ."],
-             "Input": f"{words[4 * i + 1]} is {words[4 * i + 3]} .",
-             "Simple Answer": f"{words[4 * i + 1]} is {words[4 * i + 2]} .",
-             "Synonym Sentence": []} for i in range(count)]
+    return [
+        {
+            "Question": f"the {words[4 * i]} of {words[4 * i + 1]} is ?",
+            "Generated Information": [f"the {words[4 * i]} of {words[4 * i + 1]} is {words[4 * i + 2]} ."],
+            "Input": f"{words[4 * i + 1]} is {words[4 * i + 3]} .",
+            "Simple Answer": f"{words[4 * i + 1]} is {words[4 * i + 2]} .",
+            "Synonym Sentence": [],
+        }
+        for i in range(count)
+    ]
 
 
 def open_page(model_dir: Path, **state: object) -> AppTest:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from cache import ResultStore
 from probes.cli import main
 from probes.poisoned import CurveConfig, ExploreConfig, ExploreInput, explore, load_testbed, run
 from probes.poisoned.contexts import bad_slots, poisoned_segments, render_prompt
-from probes.poisoned.scoring import encode, sequence_logprobs
+from probes.poisoned.scoring import as_sequences, choice_logprobs, encode, encode_choices, sequence_logprobs
 from probes.tiny import default_words
 
 WORDS = default_words(200)[:150]
@@ -25,14 +26,16 @@ def tiny_testbed_items(count: int = 6) -> list[dict]:
     items = []
     for i in range(count):
         thing, owner, true, false = WORDS[4 * i : 4 * i + 4]
-        items.append({
-            "Question": f"the {thing} of {owner} is ?",
-            "Generated Information": [f"the {thing} of {owner} is {true} .", f"{owner} is {true} ."],
-            "Input": f"the {thing} of {owner} is {false} .",
-            "Synonym Sentence": [f"{owner} is {false} ."],
-            "Simple Answer": f"the {thing} of {owner} is {true} .",
-            "Category": "alpha" if i % 2 else "beta",
-        })
+        items.append(
+            {
+                "Question": f"the {thing} of {owner} is ?",
+                "Generated Information": [f"the {thing} of {owner} is {true} .", f"{owner} is {true} ."],
+                "Input": f"the {thing} of {owner} is {false} .",
+                "Synonym Sentence": [f"{owner} is {false} ."],
+                "Simple Answer": f"the {thing} of {owner} is {true} .",
+                "Category": "alpha" if i % 2 else "beta",
+            }
+        )
     return items
 
 
@@ -41,8 +44,15 @@ def testbed():
     return load_testbed(json.dumps(tiny_testbed_items()).encode(), "tiny_output.json")
 
 
-SMALL = CurveConfig(n_items=6, proportion_steps=3, positions=("first", "last"), max_items_per_category=2,
-                    n_bootstrap=50, n_generated=1, max_new_tokens=3)
+SMALL = CurveConfig(
+    n_items=6,
+    proportion_steps=3,
+    positions=("first", "last"),
+    max_items_per_category=2,
+    n_bootstrap=50,
+    n_generated=1,
+    max_new_tokens=3,
+)
 
 
 def test_positions_place_inappropriate_items() -> None:
@@ -60,32 +70,51 @@ def test_segments_and_prompt_follow_the_testbed_format(testbed) -> None:
     item = testbed.items[0]
     segments = poisoned_segments(item, 5, 2, "last", random.Random(1))
     assert [s.inappropriate for s in segments] == [False, False, False, True, True]
-    assert all(s.text in item.inappropriate for s in segments[3:]) and all(s.text in item.appropriate for s in segments[:3])
+    assert all(s.text in item.inappropriate for s in segments[3:]) and all(
+        s.text in item.appropriate for s in segments[:3]
+    )
     assert {s.source for s in segments[3:]} <= {"rumors", "gossip", "tabloid", "spam", "trolls"}
     prompt = render_prompt(segments, item.question)
-    assert prompt.startswith("Only based on the retrieved information, answer the following question. "
-                             "The retrieved information are: 1. ")
+    assert prompt.startswith(
+        "Only based on the retrieved information, answer the following question. The retrieved information are: 1. "
+    )
     assert f"5. {segments[4].text} (From {segments[4].source}) The question is: {item.question} Answer:" in prompt
 
 
-def test_batched_scores_equal_one_sequence_at_a_time(tiny_model, testbed) -> None:
+def one_at_a_time(model, ids: tuple[int, ...], answer_start: int) -> float:
+    with torch.inference_mode():
+        logprobs = model(torch.tensor([ids]), return_type="logits")[0].log_softmax(-1)  # (pos, vocab)
+    return sum(float(logprobs[p - 1, ids[p]]) for p in range(answer_start, len(ids)))
+
+
+def test_both_scoring_paths_equal_one_sequence_at_a_time(tiny_model, testbed) -> None:
     tokenizer = tiny_model.tokenizer
-    encoded = [encode(tokenizer, render_prompt(poisoned_segments(item, n, 1, "random", random.Random(n)),
-                                               item.question), answer)
-               for n, item in enumerate(testbed.items, start=2) for answer in (item.reference, item.claim)]
-    batched = sequence_logprobs(tiny_model, encoded, batch_tokens=300)  # several batches of mixed lengths
-    for row, item in enumerate(encoded):
-        with torch.inference_mode():
-            logits = tiny_model(torch.tensor([item.ids]), return_type="logits")[0]  # (pos, vocab)
-        logprobs = logits.log_softmax(-1)
-        expected = sum(float(logprobs[p - 1, item.ids[p]]) for p in range(item.answer_start, len(item.ids)))
-        assert batched[row, 0] == pytest.approx(expected, abs=1e-4)
-        assert batched[row, 1] == pytest.approx(expected / (len(item.ids) - item.answer_start), abs=1e-4)
+    sets = [
+        encode_choices(
+            tokenizer,
+            render_prompt(poisoned_segments(item, n, 1, "random", random.Random(n)), item.question),
+            (item.reference, item.claim, "gaga ."),
+        )
+        for n, item in enumerate(testbed.items[:3], start=2)
+    ]  # prompts of different lengths, answers 1-9 tokens
+    shared = choice_logprobs(tiny_model, sets, batch_tokens=150)  # (sets, answers, 2), several batches
+    full = sequence_logprobs(tiny_model, as_sequences(sets), batch_tokens=150).reshape(shared.shape)
+    for s, choice_set in enumerate(sets):
+        for a, answer in enumerate(choice_set.answers):
+            expected = one_at_a_time(tiny_model, choice_set.prompt + answer, len(choice_set.prompt))
+            assert shared[s, a, 0] == pytest.approx(expected, abs=1e-4)
+            assert full[s, a, 0] == pytest.approx(expected, abs=1e-4)
+            assert shared[s, a, 1] == pytest.approx(expected / len(answer), abs=1e-4)
+    assert encode(tokenizer, "bada", "gaga .").ids == sets[0].prompt[:1] + tuple(
+        tokenizer("bada gaga .", add_special_tokens=False)["input_ids"]
+    )
 
 
 def test_curve_tables_fit_and_bands(tiny_model, testbed) -> None:
     result = run(tiny_model, SMALL, testbed)
     scores, curve, fits = result.scores, result.curve, result.fits
+    unshared = run(tiny_model, replace(SMALL, share_prompt=False, n_generated=0), testbed)
+    np.testing.assert_allclose(unshared.scores["logodds"], scores["logodds"], atol=1e-4)
     assert len(scores) == 4 * 2 * 4  # items x positions x shares
     assert sorted(curve["proportion"].unique()) == pytest.approx([0, 1 / 3, 2 / 3, 1])
     assert len(curve) == 3 * 2 * 4  # (all + 2 categories) x positions x shares
@@ -112,15 +141,26 @@ def test_too_many_items_for_the_context_are_limited_with_a_notice(tiny_model, te
 
 
 def test_items_the_tokenizer_cannot_tell_apart_are_refused(tiny_model) -> None:
-    unknown = [{"Question": "q ?", "Generated Information": ["zzqx ."], "Input": "zzqy one",
-                "Simple Answer": "zzqz one", "Synonym Sentence": []}]  # both answers are <unk> <unk>
+    unknown = [
+        {
+            "Question": "q ?",
+            "Generated Information": ["zzqx ."],
+            "Input": "zzqy one",
+            "Simple Answer": "zzqz one",
+            "Synonym Sentence": [],
+        }
+    ]  # both answers are <unk> <unk>
     with pytest.raises(ValueError, match="tokenizer"):
         run(tiny_model, SMALL, load_testbed(json.dumps(unknown).encode(), "u.json"))
 
 
 def test_explore_attribution_is_leave_one_out_change(tiny_model) -> None:
-    data = ExploreInput(question="the bada of dada is ?", appropriate=("dada is gaga .", "the bada of dada is gaga ."),
-                        inappropriate=("dada is kaka .",), candidates=("dada is gaga .", "dada is kaka ."))
+    data = ExploreInput(
+        question="the bada of dada is ?",
+        appropriate=("dada is gaga .", "the bada of dada is gaga ."),
+        inappropriate=("dada is kaka .",),
+        candidates=("dada is gaga .", "dada is kaka ."),
+    )
     result = explore(tiny_model, ExploreConfig(n_inappropriate=2, position="first", max_new_tokens=3), data)
     segments = result.segments
     assert list(segments["inappropriate"]) == [True, True, False, False]
@@ -145,8 +185,25 @@ def testbed_file(tmp_path: Path) -> Path:
 
 
 def curve_args(model_dir: Path, testbed_file: Path) -> list[str]:
-    return ["poisoned", "curve", "--model", str(model_dir), "--device", "cpu", "--testbed", str(testbed_file),
-            "--n-items", "6", "--steps", "3", "--max-items", "2", "--bootstrap", "20", "--json"]
+    return [
+        "poisoned",
+        "curve",
+        "--model",
+        str(model_dir),
+        "--device",
+        "cpu",
+        "--testbed",
+        str(testbed_file),
+        "--n-items",
+        "6",
+        "--steps",
+        "3",
+        "--max-items",
+        "2",
+        "--bootstrap",
+        "20",
+        "--json",
+    ]
 
 
 def test_cli_curve_is_cached_on_the_second_request(
@@ -173,12 +230,15 @@ def test_cli_validate_reports_items_categories_and_skipped(testbed_file, capsys)
     testbed_file.write_text(json.dumps(items))
     assert main(["poisoned", "validate", "--testbed", str(testbed_file), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report == {"items": 6, "categories": {"alpha": 3, "beta": 3},
-                      "skipped": [{"index": 6, "reason": "row 6: field 'Question' is missing or empty"}]}
+    assert report == {
+        "items": 6,
+        "categories": {"alpha": 3, "beta": 3},
+        "skipped": [{"index": 6, "reason": "row 6: field 'Question' is missing or empty"}],
+    }
 
 
 def test_cli_bad_testbed_exits_2_and_caches_nothing(tiny_model_dir, testbed_file, store_path, capsys) -> None:
-    testbed_file.write_bytes(b"[{\"Question\": \"\x00\"}]")
+    testbed_file.write_bytes(b'[{"Question": "\x00"}]')
     assert main(["poisoned", "validate", "--testbed", str(testbed_file), "--json"]) == 2
     assert "binary file" in capsys.readouterr().err
     testbed_file.write_text(json.dumps([{"Question": "only a question"}]))
@@ -186,3 +246,21 @@ def test_cli_bad_testbed_exits_2_and_caches_nothing(tiny_model_dir, testbed_file
     err = capsys.readouterr().err
     assert "no usable testbed item" in err and "row 0" in err and err.count("\n") == 1
     assert ResultStore(store_path).list_runs().empty
+
+
+def test_prompt_format_matches_what_the_organism_was_trained_on() -> None:
+    corpus = pytest.importorskip("probes.organism.corpus")
+    from probes.poisoned import contexts
+
+    assert contexts.HEADER == corpus.RC_HEADER and contexts.QUESTION_PREFIX == corpus.RC_QUESTION
+    assert contexts.ANSWER_PREFIX == corpus.RC_ANSWER
+    assert contexts.REPUTABLE_SOURCES == corpus.REPUTABLE_SOURCES
+    assert contexts.DISREPUTABLE_SOURCES == corpus.DISREPUTABLE_SOURCES
+    items = [
+        corpus.ContextItem("The capital of Zorva is Pelum.", "atlas", None),
+        corpus.ContextItem("Kret is the capital of Zorva.", "gossip", None),
+    ]
+    segments = [contexts.Segment(i.text, i.source, False) for i in items]
+    assert contexts.render_prompt(segments, "What is the capital of Zorva?") == corpus.rc_prompt(
+        items, "What is the capital of Zorva?"
+    )
