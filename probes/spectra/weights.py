@@ -39,6 +39,7 @@ Progress = Callable[[float, str], None]
 class WeightsConfig:
     top_k: int = 10  # k of the top-k energy share
     per_head: bool = True  # also measure W_V[h] W_O[h] for every head
+    layers: tuple[int, ...] = ()  # layers to measure; empty: every layer
 
 
 def svdvals(matrix: torch.Tensor) -> torch.Tensor:
@@ -90,14 +91,17 @@ def run(model, cfg: WeightsConfig = WeightsConfig(), progress: Progress | None =
     blocks = getattr(model, "blocks", None)
     if blocks is None or len(blocks) == 0:
         raise ValueError("This model exposes no transformer blocks, so there are no layer weights to measure.")
+    chosen = [layer for layer in (cfg.layers or range(len(blocks))) if 0 <= layer < len(blocks)]
+    if not chosen:
+        raise ValueError(f"None of the layers {list(cfg.layers)} exists; the model has {len(blocks)} layers.")
     metric_rows: list[dict] = []
     spectrum_rows: list[dict] = []
     missing_rows: list[dict] = []
     with torch.no_grad():
-        for layer, block in enumerate(blocks):
+        for done, layer in enumerate(chosen):
             if progress:
-                progress(layer / len(blocks), f"layer {layer}")
-            for matrix, head, values, n in layer_spectra(block, cfg, missing_rows, layer):
+                progress(done / len(chosen), f"layer {layer}")
+            for matrix, head, values, n in layer_spectra(blocks[layer], cfg, missing_rows, layer):
                 metrics = isotropy(values[:n], cfg.top_k).as_dict()
                 metric_rows.append({"layer": layer, "matrix": matrix, "head": head, **metrics})
                 spectrum_rows.extend(

@@ -92,3 +92,10 @@ def test_missing_weights_are_listed_not_fatal(tiny_model):
 def test_model_without_blocks_is_a_clear_error():
     with pytest.raises(ValueError, match="no transformer blocks"):
         weights.run(types.SimpleNamespace(blocks=[]))
+
+
+def test_layer_selection(tiny_model):
+    result = weights.run(tiny_model, WeightsConfig(layers=(1,), per_head=False))
+    assert set(result.metrics["layer"]) == {1} and "W_VO" not in set(result.metrics["matrix"])
+    with pytest.raises(ValueError, match="layers"):
+        weights.run(tiny_model, WeightsConfig(layers=(7,)))
