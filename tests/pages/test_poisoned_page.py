@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from cache import ResultStore
@@ -72,22 +71,22 @@ def test_pasted_testbed_computes_curves_and_then_serves_them_from_the_cache(tiny
     assert len(ResultStore(store_path).list_runs(probe="poisoned")) == 1
 
 
-@pytest.mark.parametrize(
-    ("text", "kind", "message"),
-    [
-        ('[{"Question": "x",]', "json", "not valid JSON"),
-        ("[" * 40 + "]" * 40, "json", "nests deeper than 16"),
-        ("question,appropriate\nq,a\n", "csv", "lacks column(s) inappropriate, reference, category"),
-        ('[{"Question": ""}]', "json", "row 0: field 'Question' is missing or empty"),
-    ],
-)
-def test_bad_pasted_testbed_shows_one_error_and_caches_nothing(
-    tiny_model_dir, store_path, text: str, kind: str, message: str
-) -> None:
-    app = paste(open_page(tiny_model_dir), text, kind)
-    assert not app.exception
-    assert len(app.error) == 1 and message in app.error[0].value
-    assert not app.get("plotly_chart")
+BAD_TESTBEDS = [
+    ('[{"Question": "x",]', "json", "not valid JSON"),
+    ("[" * 40 + "]" * 40, "json", "nests deeper than 16"),
+    ("question,appropriate\nq,a\n", "csv", "lacks column(s) inappropriate, reference, category"),
+    ('[{"Question": ""}]', "json", "row 0: field 'Question' is missing or empty"),
+]
+
+
+def test_bad_pasted_testbeds_show_one_error_and_cache_nothing(tiny_model_dir, store_path) -> None:
+    app = open_page(tiny_model_dir)
+    for text, kind, message in BAD_TESTBEDS:
+        app = paste(app, text, kind)
+        assert not app.exception
+        assert len(app.error) == 1 and message in app.error[0].value, (message, [e.value for e in app.error])
+        assert not app.get("plotly_chart")
+        assert not [b for b in app.button if b.label == "Compute curves"]  # nothing to compute from a bad file
     assert ResultStore(store_path).list_runs().empty
 
 

@@ -264,3 +264,24 @@ def test_prompt_format_matches_what_the_organism_was_trained_on() -> None:
     assert contexts.render_prompt(segments, "What is the capital of Zorva?") == corpus.rc_prompt(
         items, "What is the capital of Zorva?"
     )
+
+
+def test_formula_looking_text_stays_text_and_is_neutralised_on_export(tiny_model, store_path) -> None:
+    import io
+    import zipfile
+
+    from cache import RunKey, payload_from
+
+    data = ExploreInput(
+        question="the bada of dada is ?",
+        appropriate=('=HYPERLINK("http://x")', "dada is gaga ."),
+        inappropriate=("dada is kaka .",),
+        candidates=("dada is gaga .", "dada is kaka ."),
+    )
+    result = explore(tiny_model, ExploreConfig(n_inappropriate=0, generate=False), data)
+    assert result.segments["text"].iloc[0] == '=HYPERLINK("http://x")'  # plain text in the prompt and the table
+    store = ResultStore(store_path)
+    stored = store.put(RunKey.build("poisoned-explore", "1", {"model_id": "tiny"}, {}), payload_from(result), 0.1)
+    with zipfile.ZipFile(io.BytesIO(store.export_zip(stored.run_id, "csv"))) as archive:
+        exported = archive.read("segments.csv").decode()
+    assert "'=HYPERLINK" in exported and "\n=HYPERLINK" not in exported and ",=HYPERLINK" not in exported
