@@ -158,6 +158,7 @@ def per_layer_figure(table, layers: list[int]) -> go.Figure:
     figure.update_layout(
         title="Where the direction lives: separability of the two sets and vector norm per layer (red: steered)",
         xaxis_title="Layer l (blocks.{l}.hook_resid_post)",
+        xaxis={"dtick": 1},
         height=360,
         legend={"orientation": "h", "y": -0.25},
     )
@@ -286,13 +287,13 @@ strength = st.slider(
     key="steering_strength",
     help="Multiple of the steering vector: negative = more faithful, positive = more associative.",
 )
-controls = st.columns(4)
+controls = st.columns(4 if vectors.task is not None else 3)
 task_strength = 0.0
 if vectors.task is not None:
-    task_strength = controls[0].slider("Task vector strength", -4.0, 4.0, 1.0, 0.5, key="steering_task_strength")
-decoding = controls[1].radio("Decoding", ["Greedy", "Sampling (seeded)"], key="steering_decoding")
-seed = controls[2].number_input("Seed", min_value=0, value=0, key="steering_seed")
-max_new_tokens = controls[3].number_input("New tokens", min_value=1, max_value=128, value=16, key="steering_tokens")
+    task_strength = controls[-4].slider("Task vector strength", -4.0, 4.0, 1.0, 0.5, key="steering_task_strength")
+decoding = controls[-3].radio("Decoding", ["Greedy", "Sampling (seeded)"], horizontal=True, key="steering_decoding")
+seed = controls[-2].number_input("Seed", min_value=0, value=0, key="steering_seed")
+max_new_tokens = controls[-1].number_input("New tokens", min_value=1, max_value=128, value=16, key="steering_tokens")
 ladder_cfg = LadderConfig(
     prompt=prompt,
     strengths=tuple(SLIDER_MIN + SLIDER_STEP * i for i in range(int((SLIDER_MAX - SLIDER_MIN) / SLIDER_STEP) + 1)),
