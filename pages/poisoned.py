@@ -142,7 +142,9 @@ def curve_settings(testbed: Testbed) -> tuple[CurveConfig, bool]:
     return cfg, submitted
 
 
-def curve_figure(curve: pd.DataFrame, fitted: pd.DataFrame, groups: list[tuple[str, str]], strength: str) -> go.Figure:
+def curve_figure(
+    curve: pd.DataFrame, fitted: pd.DataFrame, groups: list[tuple[str, str]], strength: str, sequential: bool
+) -> go.Figure:
     figure = go.Figure()
     for index, (category, position) in enumerate(groups):
         color = COLORS[index % len(COLORS)]
@@ -179,6 +181,14 @@ def curve_figure(curve: pd.DataFrame, fitted: pd.DataFrame, groups: list[tuple[s
             name=f"{label} RW fit",
             line={"color": color, "dash": "dash"},
         )
+        if sequential:
+            figure.add_scatter(
+                x=rows["proportion"] * 100,
+                y=rows["rw_sequential"],
+                mode="lines",
+                name=f"{label} sequential RW",
+                line={"color": color, "dash": "dashdot"},
+            )
         figure.add_scatter(
             x=fine["proportion"] * 100,
             y=fine["proportional"],
@@ -271,7 +281,13 @@ def show_curves(stored) -> None:
     default = [label for label, (c, _) in zip(labels, all_groups, strict=True) if c == "all"]
     chosen = st.multiselect("Curves shown", labels, default, key="poisoned-groups")
     groups = [group for label, group in zip(labels, all_groups, strict=True) if label in chosen]
-    st.plotly_chart(curve_figure(curve, fitted, groups, summary["strength"]), width="stretch", key="poisoned-curve")
+    sequential = st.checkbox(
+        "Overlay the sequential RW variant (shared error, fitted jointly over positions)",
+        curve["position"].nunique() > 1,
+        key="poisoned-sequential",
+    )
+    figure = curve_figure(curve, fitted, groups, summary["strength"], sequential)
+    st.plotly_chart(figure, width="stretch", key="poisoned-curve")
     st.plotly_chart(logodds_figure(curve, groups), width="stretch", key="poisoned-logodds")
     st.plotly_chart(overweight_figure(fitted, groups), width="stretch", key="poisoned-overweight")
     st.dataframe(fits, hide_index=True, width="stretch")

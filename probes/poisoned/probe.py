@@ -8,7 +8,9 @@ testbed prompt format and score, by forced choice, the reference answer against 
 Association strength fitted by the RW model: by default the poisoned rate (the share of answers that follow the
 inappropriate content, the closest judge-free stand-in for the paper's "association with C1"); optionally the
 mean choice probability `sigmoid(logodds)` (smoother on few items). Confidence bands: percentile bootstrap over
-items (the same resampled items at every proportion), which also gives an interval for alpha_beta.
+items (the same resampled items at every proportion), which also gives an interval for alpha_beta. Per category,
+the sequential (shared prediction error) variant is also fitted jointly over the position settings, with the
+actual order of appropriate and inappropriate items in each context: it predicts position effects.
 
 Deviations from the paper: forced choice by log-probability instead of an LLM judge; the RW formulation is ours
 (METHODS.md); source tags are the organism's tag words. When n items do not fit the model's context, n is
@@ -25,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from probes.poisoned.contexts import POSITIONS, Segment, bad_slots, poisoned_segments, render_prompt
-from probes.poisoned.rescorla_wagner import RWFit, fit_rw, fit_rw_many, overweighting
+from probes.poisoned.rescorla_wagner import RWFit, fit_rw, fit_rw_many, fit_sequential, overweighting
 from probes.poisoned.scoring import (
     DEFAULT_BATCH_TOKENS,
     ChoiceSet,
@@ -111,6 +113,11 @@ class CurveResult:
                 "r2": _json_float(fit.r2),
                 "alpha_beta_low": _json_float(fit.alpha_beta_low),
                 "alpha_beta_high": _json_float(fit.alpha_beta_high),
+            },
+            "rw_sequential_fit": {
+                "alpha_beta": float(fit.seq_alpha_beta),
+                "scale": float(fit.seq_scale),
+                "r2": _json_float(fit.seq_r2),
             },
             "strength": self.config.strength,
             "position": self.config.positions[0],
@@ -293,13 +300,17 @@ def aggregate(scores: pd.DataFrame, n_items: int, cfg: CurveConfig) -> tuple[pd.
     categories = [ALL] + (sorted(scores["category"].unique()) if scores["category"].nunique() > 1 else [])
     curves, fits, fitted = [], [], []
     for category in categories:
+        category_curves, category_fits = [], []
         for position in cfg.positions:
             subset = scores[(scores["position"] == position) & ((scores["category"] == category) | (category == ALL))]
             curve, fit, fine = group_curve(subset, n_items, cfg)
             labels = {"category": category, "position": position}
-            curves.append(curve.assign(**labels))
-            fits.append({**labels, **fit})
+            category_curves.append(curve.assign(**labels))
+            category_fits.append({**labels, **fit})
             fitted.append(fine.assign(**labels))
+        add_sequential_fit(category_curves, category_fits, n_items, cfg)
+        curves += category_curves
+        fits += category_fits
     order = ["category", "position"]
     curve = pd.concat(curves, ignore_index=True)
     return (
@@ -307,6 +318,31 @@ def aggregate(scores: pd.DataFrame, n_items: int, cfg: CurveConfig) -> tuple[pd.
         pd.DataFrame(fits),
         pd.concat(fitted, ignore_index=True)[order + ["proportion", "fitted", "proportional", "overweight"]],
     )
+
+
+SEQUENTIAL_RANDOM_ORDERS = 16  # random context orders averaged per point for the "random" position
+
+
+def context_orders(n_items: int, n_bad: int, position: str, seed: int) -> np.ndarray:
+    """(orders, n_items) booleans, True where an inappropriate item sits, for the sequential RW variant."""
+    count = SEQUENTIAL_RANDOM_ORDERS if position == "random" else 1
+    rng = random.Random(f"orders-{seed}-{n_items}-{n_bad}-{position}")
+    orders = np.zeros((count, n_items), dtype=bool)
+    for row in range(count):
+        orders[row, bad_slots(n_items, n_bad, position, rng)] = True
+    return orders
+
+
+def add_sequential_fit(curves: list[pd.DataFrame], fits: list[dict], n_items: int, cfg: CurveConfig) -> None:
+    """Fit the shared-error (sequential) RW variant jointly over the position settings of one category."""
+    points = [(frame, row) for frame in curves for row in frame.itertuples()]
+    orders = [context_orders(n_items, int(row.n_bad), frame["position"].iloc[0], cfg.seed) for frame, row in points]
+    fit = fit_sequential(orders, np.array([row.strength for _, row in points]))
+    start = 0
+    for frame, fit_row in zip(curves, fits, strict=True):
+        frame["rw_sequential"] = fit.fitted[start : start + len(frame)]
+        start += len(frame)
+        fit_row.update({"seq_alpha_beta": fit.alpha_beta, "seq_scale": fit.scale, "seq_r2": fit.r2})
 
 
 def group_curve(subset: pd.DataFrame, n_items: int, cfg: CurveConfig) -> tuple[pd.DataFrame, dict, pd.DataFrame]:

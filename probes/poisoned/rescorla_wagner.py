@@ -178,3 +178,51 @@ def sequential_curve(orders: list[list[bool]], alpha_beta: float, scale: float) 
         v1, v2 = sequential_strengths(order, alpha_beta)
         values.append(scale * v1 / (v1 + v2) if v1 + v2 > 0 else 0.5 * scale)
     return float(np.mean(values))
+
+
+@dataclass(frozen=True)
+class SequentialFit:
+    alpha_beta: float
+    scale: float
+    r2: float
+    fitted: np.ndarray  # predicted strength at each fitted point
+
+
+def sequential_shape(orders: np.ndarray, alpha_beta: np.ndarray) -> np.ndarray:
+    """Mean V1 / (V1 + V2) over context orders (O, n) of booleans (True = C1), for each ab in (G,) -> (G,)."""
+    orders = np.atleast_2d(np.asarray(orders, dtype=bool))
+    ab = np.asarray(alpha_beta, dtype=float)[:, None]  # (G, 1)
+    v1 = np.zeros((ab.shape[0], orders.shape[0]))  # (G, O)
+    v2 = np.zeros_like(v1)
+    for trial in orders.T:  # (O,) which cue each order presents at this step
+        step = ab * (1.0 - v1 - v2)  # shared prediction error, lambda = 1
+        v1 = v1 + np.where(trial, step, 0.0)
+        v2 = v2 + np.where(trial, 0.0, step)
+    total = v1 + v2
+    ratio = np.divide(v1, total, out=np.full_like(v1, 0.5), where=total > 0)
+    return ratio.mean(axis=1)
+
+
+def fit_sequential(orders_per_point: list[np.ndarray], strengths: np.ndarray) -> SequentialFit:
+    """Least-squares fit of the shared-error variant (ab, scale) to points given by their context orders."""
+    strengths = np.asarray(strengths, dtype=float)
+    if len(orders_per_point) != strengths.size or strengths.size < 3:
+        raise ValueError("The sequential fit needs at least 3 points, each with its context orders.")
+    weights = np.ones_like(strengths)
+
+    def shapes(alpha_betas: np.ndarray) -> np.ndarray:  # (G, P)
+        return np.stack([sequential_shape(orders, alpha_betas) for orders in orders_per_point], axis=1)
+
+    grid = ab_grid(GRID_SIZE // 4)
+    _, sse = _profile(shapes(grid), strengths[None, :], weights)
+    best = int(sse[0].argmin())
+
+    def objective(ab: float) -> float:
+        return float(_profile(shapes(np.array([ab])), strengths[None, :], weights)[1][0, 0])
+
+    alpha_beta = _golden_section(objective, grid[max(best - 1, 0)], grid[min(best + 1, grid.size - 1)], 25)
+    shape = shapes(np.array([alpha_beta]))
+    scale, sse_best = _profile(shape, strengths[None, :], weights)
+    total = float(((strengths - strengths.mean()) ** 2).sum())
+    r2 = 1.0 - float(sse_best[0, 0]) / total if total > 1e-15 else float("nan")
+    return SequentialFit(float(alpha_beta), float(scale[0, 0]), r2, scale[0, 0] * shape[0])

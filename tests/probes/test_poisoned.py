@@ -126,6 +126,11 @@ def test_curve_tables_fit_and_bands(tiny_model, testbed) -> None:
     by_hand = scores[scores["position"] == "first"].groupby("proportion")["poisoned"].mean().to_numpy()
     np.testing.assert_allclose(main["poisoned_rate"], by_hand)
     assert len(fits) == 6 and fits["alpha_beta"].between(0, 1).all()
+    assert fits["seq_alpha_beta"].between(0, 1).all() and curve["rw_sequential"].notna().all()
+    first, last = (curve[(curve["category"] == "all") & (curve["position"] == p)] for p in ("first", "last"))
+    ab = fits["seq_alpha_beta"].iloc[0]
+    if 0.01 < ab < 0.99:  # a shared error gives early items more weight: "first" predicted above "last" at p < 1
+        assert first["rw_sequential"].iloc[1] > last["rw_sequential"].iloc[1]
     summary = result.summary()
     assert [p["proportion"] for p in summary["points"]] == pytest.approx([0, 1 / 3, 2 / 3, 1])
     assert set(summary["rw_fit"]) >= {"alpha_beta", "scale", "r2"}

@@ -13,8 +13,10 @@ from probes.poisoned.rescorla_wagner import (
     associative_strength,
     fit_rw,
     fit_rw_many,
+    fit_sequential,
     overweighting,
     rw_curve,
+    sequential_shape,
     sequential_strengths,
 )
 
@@ -107,3 +109,23 @@ def test_rw_fit_command_bad_csv(tmp_path: Path, capsys: pytest.CaptureFixture, c
     assert main(["rw-fit", "--csv", str(path), "--n-items", "20", "--json"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and message in captured.err and captured.err.count("\n") == 1
+
+
+def test_vectorised_sequential_shape_matches_the_trial_loop_and_its_fit_recovers_alpha_beta() -> None:
+    orders = []
+    for position in ("first", "last", "spread"):
+        for n_bad in range(0, 21, 4):
+            order = np.zeros((1, N_ITEMS), dtype=bool)
+            if position == "first":
+                order[0, :n_bad] = True
+            elif position == "last":
+                order[0, N_ITEMS - n_bad :] = True
+            else:
+                order[0, np.linspace(0, N_ITEMS - 1, n_bad).astype(int)] = True
+            orders.append(order)
+    v1, v2 = sequential_strengths(list(orders[3][0]), 0.2)
+    assert sequential_shape(orders[3], np.array([0.2]))[0] == pytest.approx(v1 / (v1 + v2))
+    rng = np.random.default_rng(5)
+    truth = np.array([0.6 * sequential_shape(o, np.array([0.12]))[0] for o in orders])
+    fit = fit_sequential(orders, truth + rng.normal(0.0, 0.01, truth.size))
+    assert abs(fit.alpha_beta - 0.12) < 0.03 and abs(fit.scale - 0.6) < 0.03 and fit.r2 > 0.97
