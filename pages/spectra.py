@@ -25,12 +25,24 @@ from probes.models import EMBEDDED_MODEL_NAME, ModelLoadError, ModelSpec, local_
 from probes.spectra import SYNTHETIC_MODEL_IDENTITY, memory, transformer, weights
 
 COLORS = {
-    "gd": "#7f7f7f", "signgd": "#ff7f0e", "adam": "#d62728", "muon": "#2ca02c", "muon_ns5": "#17becf",
-    "muon_svd": "#9467bd", "muon_vo_ffn": "#1f77b4", "muon_qk": "#e377c2",
+    "gd": "#7f7f7f",
+    "signgd": "#ff7f0e",
+    "adam": "#d62728",
+    "muon": "#2ca02c",
+    "muon_ns5": "#17becf",
+    "muon_svd": "#9467bd",
+    "muon_vo_ffn": "#1f77b4",
+    "muon_qk": "#e377c2",
 }
 LABELS = {
-    "gd": "GD", "signgd": "SignGD", "adam": "Adam", "muon": "Muon", "muon_ns5": "Muon (NS5, torch defaults)",
-    "muon_svd": "Muon (exact SVD)", "muon_vo_ffn": "Muon on VO+FFN", "muon_qk": "Muon on QK",
+    "gd": "GD",
+    "signgd": "SignGD",
+    "adam": "Adam",
+    "muon": "Muon",
+    "muon_ns5": "Muon (NS5, torch defaults)",
+    "muon_svd": "Muon (exact SVD)",
+    "muon_vo_ffn": "Muon on VO+FFN",
+    "muon_qk": "Muon on QK",
 }
 METRIC_LABELS = {
     "svd_entropy": "normalised SVD entropy (0–1)",
@@ -82,19 +94,33 @@ def memory_settings() -> memory.MemoryConfig:
         left, middle, right = st.columns(3)
         n_classes = left.number_input("Classes K", 4, 256, defaults.n_classes, key="mem_k")
         d_model = left.number_input("Embedding dimension d (≥ K)", 4, 512, defaults.d_model, key="mem_d")
-        embeddings = left.selectbox("Embeddings", ["orthogonal", "identity"], key="mem_embeddings",
-                                    help="orthonormal input/output embeddings: random orthogonal or the identity")
+        embeddings = left.selectbox(
+            "Embeddings",
+            ["orthogonal", "identity"],
+            key="mem_embeddings",
+            help="orthonormal input/output embeddings: random orthogonal or the identity",
+        )
         frequencies = middle.selectbox("Class frequencies", ["zipf", "two_group"], key="mem_frequencies")
-        zipf = middle.number_input("Zipf exponent α (p_k ∝ k^-α)", 0.0, 3.0, defaults.zipf_exponent, 0.1,
-                                   key="mem_zipf")
-        ratio = middle.number_input("Two groups: imbalance r (head / tail frequency)", 1.0, 1000.0,
-                                    defaults.imbalance_ratio, key="mem_ratio")
+        zipf = middle.number_input(
+            "Zipf exponent α (p_k ∝ k^-α)", 0.0, 3.0, defaults.zipf_exponent, 0.1, key="mem_zipf"
+        )
+        ratio = middle.number_input(
+            "Two groups: imbalance r (head / tail frequency)", 1.0, 1000.0, defaults.imbalance_ratio, key="mem_ratio"
+        )
         steps = right.number_input("Steps", 1, 500, defaults.steps, key="mem_steps")
         batch = right.number_input("Batch size (0 = full batch)", 0, 65536, defaults.batch_size, key="mem_batch")
-        eps = right.number_input("ε (balance measured when the best class reaches 1 − ε)", 0.001, 0.9,
-                                 defaults.eps, 0.01, format="%.3f", key="mem_eps")
-        optimizers = st.multiselect("Optimizers", memory.OPTIMIZERS, list(defaults.optimizers), format_func=name,
-                                    key="mem_optimizers")
+        eps = right.number_input(
+            "ε (balance measured when the best class reaches 1 − ε)",
+            0.001,
+            0.9,
+            defaults.eps,
+            0.01,
+            format="%.3f",
+            key="mem_eps",
+        )
+        optimizers = st.multiselect(
+            "Optimizers", memory.OPTIMIZERS, list(defaults.optimizers), format_func=name, key="mem_optimizers"
+        )
         with st.expander("Learning rates and optimizer settings"):
             a, b, c, d = st.columns(4)
             lr_gd = a.number_input("GD lr", 0.0, 1000.0, defaults.lr_gd, key="mem_lr_gd")
@@ -106,11 +132,23 @@ def memory_settings() -> memory.MemoryConfig:
             seed = c.number_input("Seed", 0, 2**31 - 1, defaults.seed, key="mem_seed")
         st.form_submit_button("Train the memory", type="primary")
     return memory.MemoryConfig(
-        n_classes=int(n_classes), d_model=int(d_model), embeddings=embeddings, frequencies=frequencies,
-        zipf_exponent=float(zipf), imbalance_ratio=float(ratio), steps=int(steps), batch_size=int(batch),
-        eps=float(eps), optimizers=tuple(optimizers) or defaults.optimizers, lr_gd=float(lr_gd),
-        lr_signgd=float(lr_signgd), lr_adam=float(lr_adam), lr_muon=float(lr_muon), muon_momentum=float(momentum),
-        muon_weight_decay=float(decay), seed=int(seed),
+        n_classes=int(n_classes),
+        d_model=int(d_model),
+        embeddings=embeddings,
+        frequencies=frequencies,
+        zipf_exponent=float(zipf),
+        imbalance_ratio=float(ratio),
+        steps=int(steps),
+        batch_size=int(batch),
+        eps=float(eps),
+        optimizers=tuple(optimizers) or defaults.optimizers,
+        lr_gd=float(lr_gd),
+        lr_signgd=float(lr_signgd),
+        lr_adam=float(lr_adam),
+        lr_muon=float(lr_muon),
+        muon_momentum=float(momentum),
+        muon_weight_decay=float(decay),
+        seed=int(seed),
     )
 
 
@@ -118,15 +156,30 @@ def memory_metrics_table(run: StoredRun) -> None:
     table = run.tables["optimizers"].copy()
     table["optimizer"] = table["optimizer"].map(name)
     st.dataframe(
-        table, hide_index=True, width="stretch",
+        table,
+        hide_index=True,
+        width="stretch",
         column_config={
-            "balance": st.column_config.NumberColumn("balance", format="%.3f",
-                                                     help="worst-class probability when the best class first "
-                                                          "reaches 1 − ε; empty when no class reached it"),
+            "balance": st.column_config.NumberColumn(
+                "balance",
+                format="%.3f",
+                help="worst-class probability when the best class first reaches 1 − ε; empty when no class reached it",
+            ),
             "balance_step": st.column_config.NumberColumn("step reached", format="%d"),
-            **{c: st.column_config.NumberColumn(c, format="%.3f") for c in
-               ("worst_prob_final", "best_prob_final", "head_loss", "tail_loss", "loss", "svd_entropy",
-                "effective_rank", "top_k_energy", "q75_q25")},
+            **{
+                c: st.column_config.NumberColumn(c, format="%.3f")
+                for c in (
+                    "worst_prob_final",
+                    "best_prob_final",
+                    "head_loss",
+                    "tail_loss",
+                    "loss",
+                    "svd_entropy",
+                    "effective_rank",
+                    "top_k_energy",
+                    "q75_q25",
+                )
+            },
         },
     )
     st.caption("Final-step values except balance. Isotropy columns describe W after the last step.")
@@ -135,29 +188,55 @@ def memory_metrics_table(run: StoredRun) -> None:
 def class_probability_figure(run: StoredRun) -> go.Figure:
     classes = run.tables["classes"]
     optimizers = list(dict.fromkeys(classes["optimizer"]))
-    figure = make_subplots(rows=1, cols=len(optimizers), shared_yaxes=True,
-                           subplot_titles=[name(o) for o in optimizers], horizontal_spacing=0.03)
+    figure = make_subplots(
+        rows=1,
+        cols=len(optimizers),
+        shared_yaxes=True,
+        subplot_titles=[name(o) for o in optimizers],
+        horizontal_spacing=0.03,
+    )
     log_f = classes["frequency"].map(math.log10)
     low, high = log_f.min(), log_f.max()
     for col, optimizer in enumerate(optimizers, start=1):
         part = classes[classes["optimizer"] == optimizer]
         for class_index, line in part.groupby("class_index"):
             shade = 0.5 if high == low else (math.log10(line["frequency"].iloc[0]) - low) / (high - low)
-            figure.add_trace(go.Scatter(
-                x=line["step"], y=line["probability"], mode="lines", showlegend=False,
-                line={"width": 1, "color": sample_colorscale("Viridis", [shade])[0]},
-                hovertemplate=f"class {class_index} (p={line['frequency'].iloc[0]:.4f})<br>step %{{x}}: %{{y:.3f}}",
-            ), row=1, col=col)
+            figure.add_trace(
+                go.Scatter(
+                    x=line["step"],
+                    y=line["probability"],
+                    mode="lines",
+                    showlegend=False,
+                    line={"width": 1, "color": sample_colorscale("Viridis", [shade])[0]},
+                    hovertemplate=f"class {class_index} (p={line['frequency'].iloc[0]:.4f})<br>step %{{x}}: %{{y:.3f}}",
+                ),
+                row=1,
+                col=col,
+            )
         figure.add_hline(y=1 - run.config["eps"], line_dash="dash", line_color="black", row=1, col=col)
-    figure.add_trace(go.Scatter(
-        x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
-        marker={"colorscale": "Viridis", "cmin": low, "cmax": high, "color": [low],
-                "colorbar": {"title": "log10 class<br>frequency"}},
-    ))
+    figure.add_trace(
+        go.Scatter(
+            x=[None],
+            y=[None],
+            mode="markers",
+            showlegend=False,
+            hoverinfo="skip",
+            marker={
+                "colorscale": "Viridis",
+                "cmin": low,
+                "cmax": high,
+                "color": [low],
+                "colorbar": {"title": "log10 class<br>frequency"},
+            },
+        )
+    )
     figure.update_xaxes(title_text="step")
     figure.update_yaxes(title_text="probability of the correct class", row=1, col=1)
-    figure.update_layout(title="Per-class probability over training (colour: class frequency; dashed: 1 − ε)",
-                         height=420, margin={"t": 80})
+    figure.update_layout(
+        title="Per-class probability over training (colour: class frequency; dashed: 1 − ε)",
+        height=420,
+        margin={"t": 80},
+    )
     return figure
 
 
@@ -166,12 +245,21 @@ def group_loss_figure(run: StoredRun) -> go.Figure:
     figure = go.Figure()
     for optimizer, part in groups.groupby("optimizer", sort=False):
         for group in ("head", "tail"):
-            figure.add_trace(go.Scatter(
-                x=part["step"], y=part[f"{group}_loss"], mode="lines", name=f"{name(optimizer)} · {group}",
-                line={"color": COLORS.get(optimizer), "dash": GROUP_DASH[group]},
-            ))
-    return finish(figure, "Head vs tail classes: mean per-class cross-entropy (solid head, dotted tail)", "step",
-                  "cross-entropy (nats)")
+            figure.add_trace(
+                go.Scatter(
+                    x=part["step"],
+                    y=part[f"{group}_loss"],
+                    mode="lines",
+                    name=f"{name(optimizer)} · {group}",
+                    line={"color": COLORS.get(optimizer), "dash": GROUP_DASH[group]},
+                )
+            )
+    return finish(
+        figure,
+        "Head vs tail classes: mean per-class cross-entropy (solid head, dotted tail)",
+        "step",
+        "cross-entropy (nats)",
+    )
 
 
 def memory_spectrum_figure(run: StoredRun, step: int, matrix: str, log_y: bool) -> go.Figure:
@@ -179,12 +267,23 @@ def memory_spectrum_figure(run: StoredRun, step: int, matrix: str, log_y: bool) 
     part = spectrum[(spectrum["step"] == step) & (spectrum["matrix"] == matrix)]
     figure = go.Figure()
     for optimizer, line in part.groupby("optimizer", sort=False):
-        figure.add_trace(go.Scatter(x=line["index"] + 1, y=line["singular_value"], mode="lines+markers",
-                                    name=name(optimizer), line={"color": COLORS.get(optimizer)},
-                                    marker={"size": 4}))
+        figure.add_trace(
+            go.Scatter(
+                x=line["index"] + 1,
+                y=line["singular_value"],
+                mode="lines+markers",
+                name=name(optimizer),
+                line={"color": COLORS.get(optimizer)},
+                marker={"size": 4},
+            )
+        )
     what = "W" if matrix == "W" else "the update W_t − W_(t−1)"
-    figure = finish(figure, f"Singular values of {what} at step {step}", "rank of singular value (1 = largest)",
-                    "singular value (logit units)")
+    figure = finish(
+        figure,
+        f"Singular values of {what} at step {step}",
+        "rank of singular value (1 = largest)",
+        "singular value (logit units)",
+    )
     if log_y:
         figure.update_yaxes(type="log")
     return figure
@@ -193,16 +292,30 @@ def memory_spectrum_figure(run: StoredRun, step: int, matrix: str, log_y: bool) 
 def isotropy_over_training_figure(frame: pd.DataFrame, series: str, metric: str, title: str) -> go.Figure:
     figure = go.Figure()
     for key, part in frame.groupby(series, sort=False):
-        figure.add_trace(go.Scatter(x=part["step"], y=part[metric], mode="lines+markers", name=name(key),
-                                    line={"color": COLORS.get(key)}, marker={"size": 4}))
+        figure.add_trace(
+            go.Scatter(
+                x=part["step"],
+                y=part[metric],
+                mode="lines+markers",
+                name=name(key),
+                line={"color": COLORS.get(key)},
+                marker={"size": 4},
+            )
+        )
     return finish(figure, title, "step", METRIC_LABELS[metric], height=380)
 
 
 def memory_section() -> None:
     st.markdown("The paper's model: **softmax(Ẽᵀ W E_k)**, W₀ = 0, heavy-tailed classes, trained side by side.")
     cfg = memory_settings()
-    run = synthetic_run(memory.NAME, memory.VERSION, cfg, lambda progress: memory.run(cfg, progress),
-                        "Training the associative memory", compute_now=True)
+    run = synthetic_run(
+        memory.NAME,
+        memory.VERSION,
+        cfg,
+        lambda progress: memory.run(cfg, progress),
+        "Training the associative memory",
+        compute_now=True,
+    )
     if run is None:
         return
     run_caption(run)
@@ -211,8 +324,9 @@ def memory_section() -> None:
     st.plotly_chart(group_loss_figure(run), width="stretch", key="mem_group_chart")
     left, middle, right = st.columns([3, 1, 1])
     step = left.slider("Step", 0, int(run.config["steps"]), int(run.config["steps"]), key="mem_step")
-    matrix = middle.radio("Matrix", ["W", "update"], horizontal=True, key="mem_matrix",
-                          help="update: W_t − W_(t−1); step 0 has no update")
+    matrix = middle.radio(
+        "Matrix", ["W", "update"], horizontal=True, key="mem_matrix", help="update: W_t − W_(t−1); step 0 has no update"
+    )
     log_y = right.checkbox("Log scale", value=False, key="mem_log")
     if matrix == "update" and step == 0:
         st.info("Step 0 has no update; showing W (all zeros at step 0).")
@@ -221,12 +335,16 @@ def memory_section() -> None:
     metric = st.selectbox("Isotropy metric", list(METRIC_LABELS), format_func=METRIC_LABELS.get, key="mem_metric")
     iso = run.tables["isotropy"]
     left, right = st.columns(2)
-    left.plotly_chart(isotropy_over_training_figure(iso[iso["matrix"] == "W"], "optimizer", metric,
-                                                    "Isotropy of W over training"),
-                      width="stretch", key="mem_iso_w")
-    right.plotly_chart(isotropy_over_training_figure(iso[iso["matrix"] == "update"], "optimizer", metric,
-                                                     "Isotropy of each update"),
-                       width="stretch", key="mem_iso_update")
+    left.plotly_chart(
+        isotropy_over_training_figure(iso[iso["matrix"] == "W"], "optimizer", metric, "Isotropy of W over training"),
+        width="stretch",
+        key="mem_iso_w",
+    )
+    right.plotly_chart(
+        isotropy_over_training_figure(iso[iso["matrix"] == "update"], "optimizer", metric, "Isotropy of each update"),
+        width="stretch",
+        key="mem_iso_update",
+    )
     export_buttons(run, key_prefix="spectra-memory")
 
 
@@ -237,19 +355,26 @@ def transformer_settings() -> tuple[transformer.TransformerConfig, bool]:
     defaults = transformer.TransformerConfig()
     with st.form("spectra-transformer-form"):
         left, middle, right = st.columns(3)
-        setups = left.multiselect("Optimizer setups", transformer.SETUPS, list(defaults.setups), format_func=name,
-                                  key="tr_setups")
+        setups = left.multiselect(
+            "Optimizer setups", transformer.SETUPS, list(defaults.setups), format_func=name, key="tr_setups"
+        )
         steps = left.number_input("Training steps", 10, 20000, defaults.steps, 50, key="tr_steps")
         individuals = middle.number_input("Individuals", 3, 1024, defaults.n_individuals, key="tr_individuals")
-        zipf = middle.number_input("Zipf exponent of individual frequency", 0.0, 3.0, defaults.zipf_exponent, 0.1,
-                                   key="tr_zipf")
+        zipf = middle.number_input(
+            "Zipf exponent of individual frequency", 0.0, 3.0, defaults.zipf_exponent, 0.1, key="tr_zipf"
+        )
         lr_adam = right.number_input("Adam lr", 0.0, 1.0, defaults.lr_adam, format="%.4f", key="tr_lr_adam")
         lr_muon = right.number_input("Muon lr", 0.0, 1.0, defaults.lr_muon, format="%.4f", key="tr_lr_muon")
         seed = right.number_input("Seed", 0, 2**31 - 1, defaults.seed, key="tr_seed")
         submitted = st.form_submit_button("Train the transformers", type="primary")
     cfg = transformer.TransformerConfig(
-        setups=tuple(setups) or defaults.setups, steps=int(steps), n_individuals=int(individuals),
-        zipf_exponent=float(zipf), lr_adam=float(lr_adam), lr_muon=float(lr_muon), seed=int(seed),
+        setups=tuple(setups) or defaults.setups,
+        steps=int(steps),
+        n_individuals=int(individuals),
+        zipf_exponent=float(zipf),
+        lr_adam=float(lr_adam),
+        lr_muon=float(lr_muon),
+        seed=int(seed),
         log_every=max(1, int(steps) // 6),
     )
     return cfg, submitted
@@ -259,11 +384,21 @@ def accuracy_figure(run: StoredRun) -> go.Figure:
     accuracy = run.tables["accuracy"]
     figure = go.Figure()
     for (setup, group), part in accuracy[accuracy["group"] != "all"].groupby(["setup", "group"], sort=False):
-        figure.add_trace(go.Scatter(x=part["step"], y=part["accuracy"], mode="lines+markers",
-                                    name=f"{name(setup)} · {group}",
-                                    line={"color": COLORS.get(setup), "dash": GROUP_DASH[group]}))
-    figure = finish(figure, "First-token accuracy per frequency group (solid head, dash-dot middle, dotted tail)",
-                    "training step", "accuracy (fraction of facts)")
+        figure.add_trace(
+            go.Scatter(
+                x=part["step"],
+                y=part["accuracy"],
+                mode="lines+markers",
+                name=f"{name(setup)} · {group}",
+                line={"color": COLORS.get(setup), "dash": GROUP_DASH[group]},
+            )
+        )
+    figure = finish(
+        figure,
+        "First-token accuracy per frequency group (solid head, dash-dot middle, dotted tail)",
+        "training step",
+        "accuracy (fraction of facts)",
+    )
     figure.update_yaxes(range=[0, 1.02])
     return figure
 
@@ -274,11 +409,23 @@ def transformer_spectrum_figure(run: StoredRun, step: int, layer: int, matrix: s
     figure = go.Figure()
     for (setup, head), line in part.groupby(["setup", "head"], sort=False):
         label = name(setup) + (f" · head {head}" if head >= 0 else "")
-        figure.add_trace(go.Scatter(x=line["index"] + 1, y=line["singular_value"], mode="lines+markers",
-                                    name=label, line={"color": COLORS.get(setup)}, marker={"size": 4},
-                                    opacity=1.0 if head <= 0 else 0.6))
-    return finish(figure, f"Singular values of {matrix} in layer {layer} at step {step}",
-                  "rank of singular value (1 = largest)", "singular value")
+        figure.add_trace(
+            go.Scatter(
+                x=line["index"] + 1,
+                y=line["singular_value"],
+                mode="lines+markers",
+                name=label,
+                line={"color": COLORS.get(setup)},
+                marker={"size": 4},
+                opacity=1.0 if head <= 0 else 0.6,
+            )
+        )
+    return finish(
+        figure,
+        f"Singular values of {matrix} in layer {layer} at step {step}",
+        "rank of singular value (1 = largest)",
+        "singular value",
+    )
 
 
 def transformer_section() -> None:
@@ -292,8 +439,14 @@ def transformer_section() -> None:
         "Muon on VO+FFN 0.954, Muon on QK 0.286). Read the direction of the differences here, not their size."
     )
     cfg, submitted = transformer_settings()
-    run = synthetic_run(transformer.NAME, transformer.VERSION, cfg, lambda progress: transformer.run(cfg, progress),
-                        "Training the small transformers", compute_now=submitted)
+    run = synthetic_run(
+        transformer.NAME,
+        transformer.VERSION,
+        cfg,
+        lambda progress: transformer.run(cfg, progress),
+        "Training the small transformers",
+        compute_now=submitted,
+    )
     if run is None:
         st.info("Press **Train the transformers** (about half a minute per setup on a laptop CPU).")
         return
@@ -309,10 +462,16 @@ def transformer_section() -> None:
     metric = right.selectbox("Isotropy metric", list(METRIC_LABELS), format_func=METRIC_LABELS.get, key="tr_metric")
     chosen = iso[(iso["matrix"] == matrix) & (iso["layer"] == layer)]
     mean_over_heads = chosen.groupby(["setup", "step"], sort=False, as_index=False)[metric].mean()
-    st.plotly_chart(isotropy_over_training_figure(mean_over_heads, "setup", metric,
-                                                  f"Isotropy of {matrix} in layer {layer} over training"
-                                                  + (" (mean over heads)" if matrix == "W_VO" else "")),
-                    width="stretch", key="tr_iso_chart")
+    st.plotly_chart(
+        isotropy_over_training_figure(
+            mean_over_heads,
+            "setup",
+            metric,
+            f"Isotropy of {matrix} in layer {layer} over training" + (" (mean over heads)" if matrix == "W_VO" else ""),
+        ),
+        width="stretch",
+        key="tr_iso_chart",
+    )
     steps = sorted(iso["step"].unique())
     step = st.select_slider("Step", steps, value=steps[-1], key="tr_step")
     st.plotly_chart(transformer_spectrum_figure(run, step, layer, matrix), width="stretch", key="tr_spectrum_chart")
@@ -334,8 +493,9 @@ def comparison_spec(spec: ModelSpec) -> ModelSpec | None:
         chosen = st.selectbox("Compare with checkpoint", options, key="wt_compare_revision")
         if chosen == "(none)":
             return None
-        other = ModelSpec(spec.name, None if chosen == "(final)" else chosen, spec.device, spec.dtype,
-                          spec.trust_remote_code)
+        other = ModelSpec(
+            spec.name, None if chosen == "(final)" else chosen, spec.device, spec.dtype, spec.trust_remote_code
+        )
         return None if other == spec else other
     left, right = st.columns(2)
     other_name = left.text_input("Compare with model (name or folder, optional)", key="wt_compare_name").strip()
@@ -359,10 +519,23 @@ def layer_metric_figure(runs: list[StoredRun], metric: str, matrices: list[str])
             part = metrics[metrics["matrix"] == matrix].groupby("layer", as_index=False)[metric].mean()
             if part.empty:
                 continue
-            figure.add_trace(go.Scatter(x=part["layer"], y=part[metric], mode="lines+markers",
-                                        name=f"{matrix} · {model_label(run)}", line={"color": color, "dash": dash}))
-    figure = finish(figure, "Isotropy per layer" + (" (solid: first model, dashed: second)" if len(runs) > 1 else "")
-                    + " — W_VO is the mean over heads", "layer", METRIC_LABELS[metric])
+            figure.add_trace(
+                go.Scatter(
+                    x=part["layer"],
+                    y=part[metric],
+                    mode="lines+markers",
+                    name=f"{matrix} · {model_label(run)}",
+                    line={"color": color, "dash": dash},
+                )
+            )
+    figure = finish(
+        figure,
+        "Isotropy per layer"
+        + (" (solid: first model, dashed: second)" if len(runs) > 1 else "")
+        + " — W_VO is the mean over heads",
+        "layer",
+        METRIC_LABELS[metric],
+    )
     figure.update_xaxes(dtick=1)
     return figure
 
@@ -375,10 +548,13 @@ def model_spectrum_figure(runs: list[StoredRun], layer: int, matrix: str, normal
         for head, line in part.groupby("head"):
             values = line["singular_value"] / (line["singular_value"].max() if normalise else 1.0)
             label = model_label(run) + (f" · head {head}" if head >= 0 else "")
-            figure.add_trace(go.Scatter(x=line["index"] + 1, y=values, mode="lines", name=label,
-                                        line={"dash": dash}))
-    figure = finish(figure, f"Singular values of {matrix} in layer {layer}", "rank of singular value (1 = largest)",
-                    "singular value / largest" if normalise else "singular value")
+            figure.add_trace(go.Scatter(x=line["index"] + 1, y=values, mode="lines", name=label, line={"dash": dash}))
+    figure = finish(
+        figure,
+        f"Singular values of {matrix} in layer {layer}",
+        "rank of singular value (1 = largest)",
+        "singular value / largest" if normalise else "singular value",
+    )
     figure.update_yaxes(type="log")
     return figure
 
@@ -394,9 +570,14 @@ def model_section() -> None:
     cfg = weights.WeightsConfig()
     runs = []
     for which in [spec] + ([other] if other else []):
-        run = cached_run(weights.NAME, weights.VERSION, cfg,
-                         compute=lambda model, progress: weights.run(model, cfg, progress),
-                         spec=which, label=f"Measuring {which.name}")
+        run = cached_run(
+            weights.NAME,
+            weights.VERSION,
+            cfg,
+            compute=lambda model, progress: weights.run(model, cfg, progress),
+            spec=which,
+            label=f"Measuring {which.name}",
+        )
         if run is not None:
             runs.append(run)
             run_caption(run)

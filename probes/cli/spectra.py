@@ -93,7 +93,8 @@ def transformer_command(args: argparse.Namespace) -> dict:
         seed=args.seed,
     )
     transformer.validate(cfg)
-    run = synthetic_run(args, transformer.NAME, transformer.VERSION, cfg, lambda progress: transformer.run(cfg, progress))
+    compute = lambda progress: transformer.run(cfg, progress)  # noqa: E731
+    run = synthetic_run(args, transformer.NAME, transformer.VERSION, cfg, compute)
     return {"run_id": run.run_id, "cached": run.cached, **run.summary}
 
 
@@ -109,19 +110,14 @@ def register_weights(commands: argparse._SubParsersAction) -> None:
 
 def weights_command(args: argparse.Namespace) -> dict:
     cfg = weights.WeightsConfig(top_k=args.top_k)
-    runs = [run_probe(args, weights.NAME, weights.VERSION, cfg, compute=lambda model, progress: weights.run(model, cfg, progress))]
+
+    def compute(model, progress):
+        return weights.run(model, cfg, progress)
+
+    runs = [run_probe(args, weights.NAME, weights.VERSION, cfg, compute=compute)]
     if args.compare_revision:
         other = ModelSpec(args.model, args.compare_revision, args.device, args.dtype, args.trust_remote_code)
-        runs.append(
-            run_probe(
-                args,
-                weights.NAME,
-                weights.VERSION,
-                cfg,
-                compute=lambda model, progress: weights.run(model, cfg, progress),
-                spec=other,
-            )
-        )
+        runs.append(run_probe(args, weights.NAME, weights.VERSION, cfg, compute=compute, spec=other))
     return {
         "models": [
             {"run_id": run.run_id, "model": run.model_id, "revision": run.revision, "cached": run.cached, **run.summary}

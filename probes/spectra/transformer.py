@@ -266,7 +266,7 @@ def run(cfg: TransformerConfig = TransformerConfig(), progress: Progress | None 
         accuracy, isotropy, spectrum, setup_rows = [], [], [], []
         for index, setup in enumerate(cfg.setups):
 
-            def setup_progress(fraction: float, message: str, index: int = index) -> None:
+            def setup_progress(fraction: float, message: str, index: int = index, setup: str = setup) -> None:
                 if progress:
                     progress((index + fraction) / len(cfg.setups), f"{setup}: {message}")
 
@@ -334,11 +334,17 @@ def evaluate(model: FactsTransformer, facts: Facts, cfg: TransformerConfig, setu
     for index, name in enumerate(GROUPS):
         mask = groups == index
         rows.append(
-            {"setup": setup, "step": step, "group": name, "accuracy": float(correct[mask].mean()),
-             "loss": float(losses[mask].mean())}
+            {
+                "setup": setup,
+                "step": step,
+                "group": name,
+                "accuracy": float(correct[mask].mean()),
+                "loss": float(losses[mask].mean()),
+            }
         )
-    rows.append({"setup": setup, "step": step, "group": "all", "accuracy": float(correct.mean()),
-                 "loss": float(losses.mean())})
+    rows.append(
+        {"setup": setup, "step": step, "group": "all", "accuracy": float(correct.mean()), "loss": float(losses.mean())}
+    )
     return rows
 
 
@@ -350,8 +356,12 @@ def model_spectra(model: FactsTransformer, cfg: TransformerConfig, setup: str, s
     for layer, block in enumerate(model.blocks):
         w_v = block.W_V.weight.T  # (d_model, n_heads * d_head), TransformerLens orientation
         w_o = block.W_O.weight.T  # (n_heads * d_head, d_model)
-        matrices = [("W_V", -1, w_v), ("W_O", -1, w_o), ("W_in", -1, block.W_in.weight.T),
-                    ("W_out", -1, block.W_out.weight.T)]
+        matrices = [
+            ("W_V", -1, w_v),
+            ("W_O", -1, w_o),
+            ("W_in", -1, block.W_in.weight.T),
+            ("W_out", -1, block.W_out.weight.T),
+        ]
         for matrix, head, weight in matrices:
             metrics, values = matrix_isotropy(weight, cfg.top_k)
             _append(isotropy_rows, spectrum_rows, setup, step, layer, matrix, head, metrics.as_dict(), values)

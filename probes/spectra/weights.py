@@ -141,8 +141,9 @@ def layer_spectra(block, cfg: WeightsConfig, missing: list[dict], layer: int):
     w_v = read_weight(lambda: block.attn.W_V, "W_V", layer, missing)  # (n_kv_heads, d_model, d_head)
     w_o = read_weight(lambda: block.attn.W_O, "W_O", layer, missing)  # (n_heads, d_head, d_model)
     if w_v is not None and w_o is not None and (w_v.ndim != 3 or w_o.ndim != 3):
-        missing.append({"layer": layer, "matrix": "W_VO", "reason": f"unexpected shapes {tuple(w_v.shape)}, "
-                        f"{tuple(w_o.shape)}"})
+        missing.append(
+            {"layer": layer, "matrix": "W_VO", "reason": f"unexpected shapes {tuple(w_v.shape)}, {tuple(w_o.shape)}"}
+        )
         w_v = w_o = None
     if w_v is not None:
         yield "W_V", -1, svdvals(torch.cat(list(w_v), dim=1)), min(w_v.shape[1], w_v.shape[0] * w_v.shape[2])

@@ -33,8 +33,9 @@ def test_memory_command_reports_acceptance_numbers_and_caches(capsys, store_path
 
 
 def test_memory_command_unreached_balance_is_null(capsys, store_path):
-    out = run_json(capsys, "spectra", "memory", "--k", "8", "--steps", "2", "--optimizers", "adam",
-                   "--lr-adam", "0.0001", "--json")
+    out = run_json(
+        capsys, "spectra", "memory", "--k", "8", "--steps", "2", "--optimizers", "adam", "--lr-adam", "0.0001", "--json"
+    )
     assert out["optimizers"]["adam"]["balance"] is None
     assert out["optimizers"]["adam"]["worst_prob_final"] > 0
 
@@ -46,8 +47,19 @@ def test_memory_command_bad_input_is_one_line_exit_2(capsys, store_path):
 
 
 def test_transformer_command(capsys, store_path):
-    out = run_json(capsys, "spectra", "transformer", "--steps", "4", "--individuals", "9", "--setups", "adam",
-                   "muon_vo_ffn", "--json")
+    out = run_json(
+        capsys,
+        "spectra",
+        "transformer",
+        "--steps",
+        "4",
+        "--individuals",
+        "9",
+        "--setups",
+        "adam",
+        "muon_vo_ffn",
+        "--json",
+    )
     assert set(out["setups"]) == {"adam", "muon_vo_ffn"}
     assert {"head_accuracy", "tail_accuracy", "W_VO_svd_entropy"} <= set(out["setups"]["adam"])
 
@@ -57,8 +69,18 @@ def test_weights_command_compares_revisions(capsys, store_path, tmp_path):
 
     folder = save_tiny_model(tmp_path / "m", seed=1)
     save_tiny_model(folder / "revisions" / "step-5", seed=2)
-    out = run_json(capsys, "spectra", "weights", "--model", str(folder), "--device", "cpu",
-                   "--compare-revision", "step-5", "--json")
+    out = run_json(
+        capsys,
+        "spectra",
+        "weights",
+        "--model",
+        str(folder),
+        "--device",
+        "cpu",
+        "--compare-revision",
+        "step-5",
+        "--json",
+    )
     first, second = out["models"]
     assert first["revision"] is None and second["revision"] == "step-5"
     assert set(first["matrices"]) == {"W_V", "W_O", "W_VO", "W_VO_sum", "W_in", "W_out"}

@@ -90,8 +90,9 @@ def test_minibatch_and_seed_reproducibility():
     cfg = MemoryConfig(n_classes=16, d_model=16, batch_size=32, steps=10, optimizers=("muon", "adam"))
     first, second = memory.run(cfg), memory.run(cfg)
     assert first.classes["probability"].equals(second.classes["probability"])
-    other = memory.run(MemoryConfig(n_classes=16, d_model=16, batch_size=32, steps=10, optimizers=("muon", "adam"),
-                                    seed=1))
+    other = memory.run(
+        MemoryConfig(n_classes=16, d_model=16, batch_size=32, steps=10, optimizers=("muon", "adam"), seed=1)
+    )
     assert not first.classes["probability"].equals(other.classes["probability"])
 
 

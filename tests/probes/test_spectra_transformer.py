@@ -8,10 +8,23 @@ import pytest
 import torch
 
 from probes.spectra import transformer
-from probes.spectra.transformer import Float32Muon, FactsTransformer, TransformerConfig, make_facts, make_optimizers
+from probes.spectra.transformer import FactsTransformer, Float32Muon, TransformerConfig, make_facts, make_optimizers
 
-TINY = TransformerConfig(n_individuals=12, n_first_names=4, n_last_names=4, n_relations=2, n_answers=4, d_model=32,
-                         n_heads=2, n_layers=1, d_mlp=64, steps=120, batch_size=64, log_every=60, zipf_exponent=0.0)
+TINY = TransformerConfig(
+    n_individuals=12,
+    n_first_names=4,
+    n_last_names=4,
+    n_relations=2,
+    n_answers=4,
+    d_model=32,
+    n_heads=2,
+    n_layers=1,
+    d_mlp=64,
+    steps=120,
+    batch_size=64,
+    log_every=60,
+    zipf_exponent=0.0,
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +46,10 @@ def test_facts_world_is_consistent():
 def test_muon_takes_exactly_the_setup_matrices():
     model = FactsTransformer(TINY, make_facts(TINY).vocab_size)
     names = {id(p): n for n, p in model.named_parameters()}
-    for setup, expected in [("muon_vo_ffn", {"W_V", "W_O", "W_in", "W_out"}), ("muon", {"W_Q", "W_K", "W_V", "W_O",
-                                                                                       "W_in", "W_out"})]:
+    for setup, expected in [
+        ("muon_vo_ffn", {"W_V", "W_O", "W_in", "W_out"}),
+        ("muon", {"W_Q", "W_K", "W_V", "W_O", "W_in", "W_out"}),
+    ]:
         adam, muon = make_optimizers(model, setup, TINY)
         muon_names = {names[id(p)] for p in muon.param_groups[0]["params"]}
         assert {n.split(".")[2] for n in muon_names} == expected and all(n.endswith(".weight") for n in muon_names)
