@@ -26,10 +26,16 @@ from probes.induction import attention, emergence, scores, sweep
 from probes.models import ModelSpec
 
 SCORE_TITLES = {
-    "induction": "Induction score (attention to the token after the earlier copy)",
-    "previous_token": "Previous-token score (attention to position i-1)",
-    "duplicate_token": "Duplicate-token score (attention to the earlier copy)",
-    "copying": "Copying score (OV-circuit eigenvalues, -1 to 1)",
+    "induction": "Induction score per head",
+    "previous_token": "Previous-token score per head",
+    "duplicate_token": "Duplicate-token score per head",
+    "copying": "Copying score per head (OV circuit)",
+}
+SCORE_HELP = {
+    "induction": "mean attention from each repeated token to the token after its earlier copy (i-T+1)",
+    "previous_token": "mean attention from each repeated token to the token before it (i-1)",
+    "duplicate_token": "mean attention from each repeated token to its earlier copy (i-T)",
+    "copying": "sum(λ)/sum(|λ|) of the eigenvalues of W_E W_V W_O W_U: 1 copies the attended token, -1 suppresses it",
 }
 EMERGENCE_CHART_TITLE = "Emergence: training curves (live)"
 START_LABEL = "Start training"
@@ -48,7 +54,9 @@ about_box(
     "Random tokens are drawn without replacement within a sequence (no accidental repeats). Copying score: "
     "Elhage et al.'s sum(λ)/sum(|λ|) of the full OV circuit with layer norms folded. Phase change: step ending the "
     "steepest rise of the 3-record moving average of the induction score (ICL accuracy for the bursty task), none "
-    f"if it never reaches {emergence.PHASE_THRESHOLD}. The repeat task varies the half-length T' in [T/2, T] per "
+    f"if it never reaches {emergence.PHASE_THRESHOLDS['repeat']} ({emergence.PHASE_THRESHOLDS['bursty']} ICL "
+    "accuracy). Adam lr 3e-3 instead of 1e-3 for the repeat task (shorter plateau). The repeat task varies the "
+    "half-length T' in [T/2, T] per "
     "training batch so a fixed positional offset cannot fake an induction head. Bursty task: novel-class "
     "sequences are always bursty; labels are random vectors; position is a one-hot code.",
 )
@@ -164,18 +172,19 @@ def scan_section() -> None:
     run_caption(run)
     summary, heads = run.summary, run.tables["head_scores"]
     best = summary["best_induction"]
-    columns = st.columns(4)
-    columns[0].metric("Top induction head", f"L{best['layer']}H{best['head']}", f"{best['score']:.3f}",
-                      delta_color="off")  # fmt: skip
-    columns[1].metric("ICL score (nats)", f"{summary['icl_score']:+.3f}", help="loss on the repeated half minus "
+    columns = st.columns(5)
+    columns[0].metric("Top induction head", f"L{best['layer']}H{best['head']}")
+    columns[1].metric("Its induction score", f"{best['score']:.3f}", help=SCORE_HELP["induction"])
+    columns[2].metric("ICL score (nats)", f"{summary['icl_score']:+.3f}", help="loss on the repeated half minus "
                       "loss on the first half; negative = the model learns in context")  # fmt: skip
-    columns[2].metric("Loss, first half", f"{summary['first_half_loss']:.3f}")
-    columns[3].metric("Loss, repeated half", f"{summary['second_half_loss']:.3f}")
+    columns[3].metric("Loss, first half (nats)", f"{summary['first_half_loss']:.3f}")
+    columns[4].metric("Loss, repeated half (nats)", f"{summary['second_half_loss']:.3f}")
     shown = [score for score in SCORE_TITLES if heads[score].notna().any()]
     for row in range(0, len(shown), 2):
         cells = st.columns(2)
         for cell, score in zip(cells, shown[row : row + 2], strict=False):
             cell.plotly_chart(head_heatmap(heads, score), width="stretch", key=f"induction_heatmap_{score}")
+            cell.caption(SCORE_HELP[score])
     st.subheader("Top heads by induction score")
     top = run.tables["top_heads"]
     st.caption("Select a row to look at that head on your own text below.")
@@ -241,7 +250,9 @@ def emergence_config() -> emergence.TrainConfig:
     if task == "repeat":
         return emergence.TrainConfig(**overrides)
     st.caption("Data parameters (Reddy): more classes, burstiness and Zipf skew favour in-context learning; "
-               "few classes or B = 0 favour in-weights learning.")  # fmt: skip
+               "few classes or B = 0 favour in-weights learning. With B = 4 the model first learns to pick one of the "
+               "context's labels (ICL ≈ 1/(N/B)); the full in-context transition can need more steps than the "
+               "default, so raise 'Training steps' to see it.")  # fmt: skip
     columns = st.columns(3)
     overrides["n_classes"] = columns[0].select_slider("Classes K", [2**k for k in range(4, 14)], base.n_classes,
                                                       key="induction_k")  # fmt: skip

@@ -16,7 +16,8 @@ The model is our own `HookedRootModule` (TransformerLens 4 no longer ships Hooke
 TransformerLens' (`blocks.{l}.attn.hook_pattern`, `blocks.{l}.hook_resid_post`) and the scan runs on it unchanged.
 
 Phase change rule (`phase_change_step`): smooth the phase metric (induction score for `repeat`, ICL accuracy for
-`bursty`) with a centred 3-record moving average; if the smoothed curve never reaches `PHASE_THRESHOLD` the result
+`bursty`) with a centred 3-record moving average; if the smoothed curve never reaches `PHASE_THRESHOLDS[task]`
+(0.3 induction score; 0.75 ICL accuracy, above the 1/(N/B) plateau of guessing among the context's labels) the result
 is None; otherwise it is the step of the record that ends the steepest rise between consecutive smoothed records.
 """
 
@@ -40,6 +41,7 @@ from probes.induction.scores import PATTERN_HOOK_SUFFIX, attention_scores, per_p
 NAME = "induction-emergence"
 VERSION = "1"
 PHASE_THRESHOLD = 0.3  # the phase metric must reach this (smoothed) for a phase change to be reported
+PHASE_THRESHOLDS = {"repeat": PHASE_THRESHOLD, "bursty": 0.75}  # per task (bursty: ICL accuracy)
 TASKS = ("repeat", "bursty")
 SCRATCH_MODEL_IDENTITY = {"model_id": "scratch:attention-only", "revision": None, "content_digest": None}  # cache key
 
@@ -84,7 +86,8 @@ class TrainConfig:
 
 def bursty_config(**overrides) -> TrainConfig:
     """Reddy-like defaults for the bursty task (1 head per layer, batch 128) with any overrides."""
-    base = {"task": "bursty", "steps": 3000, "n_heads": 1, "batch_size": 128, "record_every": 100, "lr": 1e-3}
+    base = {"task": "bursty", "steps": 3000, "n_heads": 1, "batch_size": 128, "record_every": 100, "lr": 1e-3,
+            "n_classes": 1024}  # many classes: the regime where Reddy finds in-context learning
     return TrainConfig(**{**base, **overrides})
 
 
@@ -240,7 +243,8 @@ class EmergenceResult:
 
     @property
     def phase_change_step(self) -> int | None:
-        return phase_change_step([r["step"] for r in self.history], [r[self.phase_metric] for r in self.history])
+        return phase_change_step([r["step"] for r in self.history], [r[self.phase_metric] for r in self.history],
+                                 PHASE_THRESHOLDS[self.config.task])  # fmt: skip
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.history)
@@ -253,7 +257,7 @@ class EmergenceResult:
             "task": self.config.task,
             "phase_change_step": self.phase_change_step,
             "phase_metric": self.phase_metric,
-            "phase_threshold": PHASE_THRESHOLD,
+            "phase_threshold": PHASE_THRESHOLDS[self.config.task],
             "final": self.history[-1],
             "history": self.history,
             "train_seconds": self.train_seconds,
