@@ -20,7 +20,8 @@ PROMPTS = [
     "people in the valley speak",
     "the lantern is made of",
 ]
-LADDER_STRENGTHS = [x / 2 for x in range(-8, 9)]  # the page's slider grid
+LADDER_STRENGTHS = [float(x) for x in range(-4, 5)]  # every other point of the page's slider grid
+LADDER_TOKENS = 8
 
 
 def _directions(model, strength: float | torch.Tensor, seed: int = 0) -> dict[int, list[torch.Tensor]]:
@@ -41,7 +42,7 @@ def _generate(model, batch, mask, new_tokens: int):
 
 
 def rows(model, model_label: str, quick: bool) -> list[dict]:
-    n_prompts, new_tokens, repeats = (2, 4, 2) if quick else (8, 24, 5)
+    n_prompts, new_tokens, repeats = (2, 4, 2) if quick else (4, 16, 3)
     tokens = [model.to_tokens(p)[0] for p in PROMPTS[:n_prompts]]
     batch, mask = left_padded(tokens, pad_id(model))
     batch, mask = batch.to(model.cfg.device), mask.to(model.cfg.device)
@@ -76,13 +77,13 @@ def rows(model, model_label: str, quick: bool) -> list[dict]:
     def ladder_batched():
         rows_batch = one.expand(len(LADDER_STRENGTHS), -1).to(model.cfg.device)
         with steering(model, ladder_directions, one.shape[1], 4):
-            return _generate(model, rows_batch, torch.ones_like(rows_batch), 16)
+            return _generate(model, rows_batch, torch.ones_like(rows_batch), LADDER_TOKENS)
 
     @torch.inference_mode()
     def ladder_sequential():
         for directions_at in sequential_directions:
             with steering(model, directions_at, one.shape[1], 4):
-                _generate(model, one.to(model.cfg.device), torch.ones_like(one).to(model.cfg.device), 16)
+                _generate(model, one.to(model.cfg.device), torch.ones_like(one).to(model.cfg.device), LADDER_TOKENS)
 
     result.append(
         comparison_row(

@@ -22,6 +22,8 @@ import torch
 
 ADAPTIVE_SHARPNESS = 100.0  # FlexAC's constant inside the sigmoid
 NORM_EPS = 1e-8
+BELOW_ONE = {dtype: 1.0 - torch.finfo(dtype).eps / 2 for dtype in (torch.float32, torch.float64)}  # largest < 1
+vector_norm = torch.linalg.vector_norm
 
 
 def resid_hook_name(layer: int) -> str:
@@ -37,21 +39,28 @@ def adaptive_factor(h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return _factor(h, u, h.norm(dim=-1))
 
 
-def _factor(h: torch.Tensor, u: torch.Tensor, h_norm: torch.Tensor) -> torch.Tensor:
-    cos = (h * u).sum(-1) / (h_norm * u.norm(dim=-1)).clamp_min(NORM_EPS)  # (...)
-    factor = torch.sigmoid(ADAPTIVE_SHARPNESS * torch.clamp(-cos, min=0.0))
-    return factor.clamp(max=1.0 - torch.finfo(factor.dtype).eps / 2)
+def _factor(h: torch.Tensor, u: torch.Tensor, h_norm: torch.Tensor, u_norm: torch.Tensor | None = None) -> torch.Tensor:
+    u_norm = vector_norm(u, dim=-1) if u_norm is None else u_norm
+    cos = (h * u).sum(-1) / (h_norm * u_norm).clamp_min(NORM_EPS)  # (...)
+    factor = torch.sigmoid(torch.relu(cos * -ADAPTIVE_SHARPNESS))
+    return factor.clamp(max=BELOW_ONE[factor.dtype]) if factor.dtype in BELOW_ONE else factor.clamp(max=1.0)
 
 
-def flexac_update(h: torch.Tensor, directions: list[torch.Tensor]) -> torch.Tensor:
-    """h + sum a_u * u, rescaled to the norm of h. h (..., d); each u broadcastable to h. Float32 inside."""
+def flexac_update(
+    h: torch.Tensor, directions: list[torch.Tensor], direction_norms: list[torch.Tensor] | None = None
+) -> torch.Tensor:
+    """h + sum a_u * u, rescaled to the norm of h. h (..., d); each u broadcastable to h. Float32 inside.
+
+    `direction_norms` (optional, each u.norm(dim=-1)) saves recomputing them on every call.
+    """
     h32 = h.float()
-    h_norm = h32.norm(dim=-1)  # (...)
+    h_norm = vector_norm(h32, dim=-1)  # (...)
     steered = h32
-    for u in directions:
+    for index, u in enumerate(directions):
         u32 = u.to(device=h.device, dtype=torch.float32)
-        steered = steered + _factor(h32, u32, h_norm).unsqueeze(-1) * u32
-    scale = h_norm / steered.norm(dim=-1).clamp_min(NORM_EPS)
+        u_norm = None if direction_norms is None else direction_norms[index]
+        steered = torch.addcmul(steered, _factor(h32, u32, h_norm, u_norm).unsqueeze(-1), u32)
+    scale = h_norm / vector_norm(steered, dim=-1).clamp_min(NORM_EPS)
     return (steered * scale.unsqueeze(-1)).to(h.dtype)
 
 
@@ -74,21 +83,31 @@ class SteeringHook:
     """
 
     def __init__(self, directions: list[torch.Tensor], prompt_lengths: torch.Tensor, n_prompt_positions: int):
-        self.directions = [d if d.dim() == 2 else d.unsqueeze(0) for d in directions]
+        self.directions = [(d if d.dim() == 2 else d.unsqueeze(0)).float() for d in directions]
         self.prompt_lengths = prompt_lengths
+        self.shortest_prompt = int(prompt_lengths.min())
         self.n_prompt_positions = n_prompt_positions
         self.calls = 0
+        self._prepared: dict[tuple, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
+
+    def _units(self, batch: int, device: torch.device) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Directions shaped (b|1, 1, d_model) on `device`, and their norms; prepared once per batch size."""
+        key = (batch, str(device))
+        if key not in self._prepared:
+            units = [(d if d.shape[0] == batch else d[:1]).unsqueeze(1).to(device) for d in self.directions]
+            self._prepared[key] = (units, [vector_norm(u, dim=-1) for u in units])
+        return self._prepared[key]
 
     def __call__(self, resid: torch.Tensor, hook=None) -> torch.Tensor:
         # resid: (batch, pos, d_model)
         self.calls += 1
         batch, seq_len, _ = resid.shape
-        units = [d[:, None, :] if d.shape[0] == batch else d[:1, None, :] for d in self.directions]  # (b|1, 1, d)
-        if seq_len < int(self.prompt_lengths.min()):
-            return flexac_update(resid, units)  # KV-cached generation step: only generated positions
+        units, norms = self._units(batch, resid.device)
+        if seq_len < self.shortest_prompt:
+            return flexac_update(resid, units, norms)  # KV-cached generation step: only generated positions
         mask = steered_position_mask(seq_len, self.prompt_lengths.to(resid.device), self.n_prompt_positions)
         mask = mask[:batch] if mask.shape[0] >= batch else mask[:1].expand(batch, -1)
-        updated = flexac_update(resid, units)
+        updated = flexac_update(resid, units, norms)
         return torch.where(mask.unsqueeze(-1), updated, resid)
 
 
