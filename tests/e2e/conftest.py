@@ -8,6 +8,7 @@ of the session. Without `chromium` or Playwright the tests skip, unless `ASSOCLE
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from tests.e2e.helpers import (
     PAGE_TIMEOUT_MS,
     AppServer,
     browser_unavailable,
+    open_page,
     screenshot,
     start_server,
     stop_server,
@@ -44,11 +46,15 @@ def chromium_executable() -> str:
 
 
 @pytest.fixture(scope="session")
-def app_server(chromium_executable: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+def app_server(browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """The app for the whole session, warmed up by one visit to "/" (see test_deep_link.py for why)."""
     folder = tmp_path_factory.mktemp("e2e-server")
     server = start_server(folder / "results.duckdb", folder / "streamlit.log")
-    yield server
-    stop_server(server)
+    try:
+        warm_up(browser, server)
+        yield server
+    finally:
+        stop_server(server)
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +73,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if report.when == "call":
         item.e2e_failed = report.failed  # read by the `page` fixture to keep a screenshot of the failure
     return report
+
+
+def warm_up(browser, server: AppServer) -> None:
+    """First visit at the root: the entry point registers its navigation and the model loads once."""
+    context = browser.new_context()
+    tab = context.new_page()
+    tab.set_default_timeout(PAGE_TIMEOUT_MS)
+    started = time.monotonic()
+    open_page(tab, server, "home")
+    server.warm_up_s = time.monotonic() - started
+    context.close()
 
 
 @pytest.fixture

@@ -43,6 +43,7 @@ class AppServer:
     db_path: Path
     log_path: Path
     process: subprocess.Popen
+    warm_up_s: float | None = None  # seconds the first visit took (model load included)
 
     def page_url(self, page: str) -> str:
         return f"{self.url}/{PAGE_PATHS.get(page, page)}"
@@ -173,8 +174,9 @@ def is_placeholder(page_name: str) -> bool:
 FIGURE_FACTS_JS = """
 element => {
   const layout = element.layout || {};
-  const text = t => (t && typeof t === 'object') ? (t.text || '') : (t || '');
-  const data = element.data || [];
+  const raw = t => (t && typeof t === 'object') ? (t.text || '') : (t || '');
+  const text = t => String(raw(t)).replace(/<[^>]*>/g, '');  // Streamlit's theme wraps titles in <b>
+  const data = element._fullData || element.data || [];  // _fullData: typed arrays decoded by plotly.js
   const points = data.reduce((total, trace) => {
     const values = trace.y || trace.z || trace.values || trace.x || trace.r || [];
     return total + (values.length || 0);
@@ -205,3 +207,16 @@ def wait_for_figure(page, timeout_ms: int = PAGE_TIMEOUT_MS) -> list[dict]:
         timeout=timeout_ms,
     )
     return figure_facts(page)
+
+
+def expect_text(locator, text: str, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:
+    """Retrying check (Streamlit reruns land asynchronously): `locator` comes to contain `text`."""
+    from playwright.sync_api import expect
+
+    expect(locator).to_contain_text(text, timeout=timeout_ms)
+
+
+def expect_count(locator, count: int, timeout_ms: int = 10_000) -> None:
+    from playwright.sync_api import expect
+
+    expect(locator).to_have_count(count, timeout=timeout_ms)
