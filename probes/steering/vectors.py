@@ -47,9 +47,15 @@ class VectorConfig:
 
 
 def default_layers(n_layers: int, count: int = 3) -> tuple[int, ...]:
-    """`count` consecutive layers centred at half depth (FlexAC: about 45-55% of depth, three layers)."""
+    """`count` consecutive layers centred at half depth (FlexAC: about 45-55% of depth, three layers).
+
+    Depth of blocks.{l}.hook_resid_post is (l + 1) / n_layers, so the centre is l = n_layers / 2 - 1
+    (layers 4-6 of 12, 0-2 of 4); the final block, whose output goes straight to the unembedding, is avoided
+    whenever the model has more layers than `count`.
+    """
     count = min(count, n_layers)
-    start = min(max(0, round(n_layers / 2) - count // 2), n_layers - count)
+    centre = int(n_layers / 2 - 1 + 0.5)  # round half up
+    start = min(max(0, centre - count // 2), max(0, n_layers - count - 1) if n_layers > count else 0)
     return tuple(range(start, start + count))
 
 

@@ -189,10 +189,10 @@ def test_separability_is_one_for_separated_sets_and_near_chance_for_identical():
 
 
 def test_default_layers_are_three_consecutive_middle_layers():
-    assert default_layers(12) == (5, 6, 7)
-    assert default_layers(4) == (1, 2, 3)
+    assert default_layers(12) == (4, 5, 6)  # resid_post depths 5/12, 6/12, 7/12
+    assert default_layers(4) == (0, 1, 2)  # never the final block when there is a choice
     assert default_layers(2) == (0, 1)
-    assert default_layers(32) == (15, 16, 17)
+    assert default_layers(32) == (14, 15, 16)
 
 
 def test_saved_vector_reloads_bit_identical(tiny_model, store_path):
