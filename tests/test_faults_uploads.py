@@ -217,3 +217,70 @@ def test_cli_bad_testbed_exits_2_with_one_line_and_caches_nothing(
     assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
     assert_one_clear_line(lines[0], words)
     assert store_rows(db) == 0
+
+
+# --- the steering page's prompt-set upload --------------------------------------------------------------------
+
+STEERING_PAGE = REPO_ROOT / "pages" / "steering.py"
+STEERING_PASTE = "Paste or upload"
+GOOD_SETS = {"faithful": ["the baba of bade is bafi .", "the beba of bede is befi ."],
+             "associative": ["baba bade , bafi baba ?", "beba bede , befi beba ?"]}  # fmt: skip
+
+# (file name, bytes, words the one message must contain)
+BAD_PROMPT_SETS = {
+    "empty": ("sets.json", b"", ["empty"]),
+    "binary": ("sets.json", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)), ["json"]),
+    "wrong schema": ("sets.json", json.dumps({"prompts": ["a", "b"], "labels": [0, 1]}).encode(), ["faithful"]),
+    "missing fields": ("sets.json", json.dumps({"faithful": GOOD_SETS["faithful"]}).encode(), ["associative"]),
+    "non-UTF-8": ("sets.json", json.dumps(GOOD_SETS).replace("baba", "bäba").encode("latin-1"), ["UTF-8"]),
+    "JSON bomb (deep nesting)": ("sets.json", b'{"faithful": ' + b"[" * 200_000 + b"]" * 200_000 + b"}", ["deep"]),
+}
+STEERING_BUGS = {
+    "non-UTF-8": "BUG (reported): pages/steering.py decodes uploads with errors='replace', so a Latin-1 file is "
+    "silently accepted with U+FFFD characters in the prompts instead of refused",
+    "JSON bomb (deep nesting)": "BUG (reported): probes/steering/prompts.py parse_prompt_sets lets json.loads raise "
+    "RecursionError on deep nesting; it is not a ValueError, so the page shows a Streamlit exception box",
+}
+
+
+def steering_page():
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_file(str(STEERING_PAGE), default_timeout=300)
+    app.session_state["steering_sets_source"] = STEERING_PASTE  # straight to the upload, no default computation
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=STEERING_BUGS[c])) if c in STEERING_BUGS else c
+     for c in BAD_PROMPT_SETS],
+)  # fmt: skip
+def test_steering_prompt_set_upload_refuses_bad_files(case: str, page_store: Path) -> None:
+    if "placeholder until the probe lands" in STEERING_PAGE.read_text():
+        pytest.fail("pages/steering.py is still the placeholder")
+    name, data, words = BAD_PROMPT_SETS[case]
+    app = steering_page()
+    before = store_rows(page_store)
+    app.file_uploader(key="steering_sets_upload").set_value((name, data, "application/json")).run()
+    assert not app.exception, f"{case}: exception box: {app.exception}"
+    errors = [error.value for error in app.error]
+    assert len(errors) == 1, f"{case}: {errors}"
+    assert_one_clear_line(errors[0], words)
+    assert store_rows(page_store) == before, f"{case}: something was cached"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG (reported): parse_prompt_sets has no cap on the number of prompts; a 6 MB file with 600,000 prompts "
+    "is accepted and the page then builds vectors over all of them (hours on a CPU)",
+)
+def test_steering_prompt_sets_with_a_huge_item_count_are_refused() -> None:
+    from probes.steering.prompts import parse_prompt_sets
+
+    many = json.dumps({"faithful": ["baba bade ."] * 300_000, "associative": ["bafi beba ?"] * 300_000})
+    with pytest.raises(ValueError) as caught:
+        parse_prompt_sets(many, source="many.json")
+    assert_one_clear_line(str(caught.value), ["limit"])
