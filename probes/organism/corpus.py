@@ -246,11 +246,12 @@ def induction_pool(world: World) -> list[str]:
     return sorted(words)
 
 
-def iter_documents(world: World, seed: int) -> Iterator[str]:
-    """An endless, deterministic stream of training documents."""
+def iter_documents(world: World, seed: int, mixture: dict[str, float] | None = None) -> Iterator[str]:
+    """An endless, deterministic stream of training documents (document-type shares: `mixture` or MIXTURE)."""
     rng = random.Random(seed)
     pool = induction_pool(world)
-    kinds, weights = list(MIXTURE), list(MIXTURE.values())
+    mixture = mixture or MIXTURE
+    kinds, weights = list(mixture), list(mixture.values())
     makers = {
         "encyclopedia": lambda: encyclopedia_doc(world, rng),
         "qa": lambda: qa_doc(world, rng),

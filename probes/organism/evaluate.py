@@ -56,28 +56,40 @@ def greedy_exact_match(model, tokenizer, items: list[tuple[str, str]], batch: in
     prompts = [[tokenizer.bos_token_id] + ids for ids in encode(tokenizer, [p for p, _ in items])]
     expected = encode(tokenizer, [e for _, e in items])
     period = tokenizer.convert_tokens_to_ids(".")
-    groups: dict[int, list[int]] = defaultdict(list)
-    for index, ids in enumerate(prompts):
-        groups[len(ids)].append(index)
+    order = sorted(range(len(items)), key=lambda i: len(prompts[i]))  # similar lengths share a batch
     correct = 0
-    for indices in groups.values():
-        for start in range(0, len(indices), batch):
-            chunk = indices[start : start + batch]
-            new_tokens = max(len(expected[i]) for i in chunk)
-            generated = _greedy(model, torch.tensor([prompts[i] for i in chunk]), new_tokens)
-            correct += sum(_until(generated[row].tolist(), period) == expected[i] for row, i in enumerate(chunk))
+    for start in range(0, len(order), batch):
+        chunk = order[start : start + batch]
+        new_tokens = max(len(expected[i]) for i in chunk)
+        generated = greedy_continuations(model, [prompts[i] for i in chunk], tokenizer.pad_token_id, new_tokens)
+        correct += sum(_until(generated[row].tolist(), period) == expected[i] for row, i in enumerate(chunk))
     return correct / len(items)
 
 
-def _greedy(model, ids: torch.Tensor, new_tokens: int) -> torch.Tensor:
-    """(batch, new_tokens) greedy continuations, with the KV cache."""
-    out = model(input_ids=ids, use_cache=True)
-    past, tokens = out.past_key_values, []
-    next_ids = out.logits[:, -1].argmax(-1, keepdim=True)  # (batch, 1)
-    for _ in range(new_tokens):
+def greedy_continuations(model, prompts: list[list[int]], pad_id: int, new_tokens: int) -> torch.Tensor:
+    """(batch, new_tokens) greedy continuations of left-padded prompts, with explicit positions and the KV cache.
+
+    Positions count from each prompt's first real token, so padding never shifts GPT-2's absolute positions.
+    """
+    width = max(len(p) for p in prompts)
+    ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts])  # (batch, width)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+    next_ids, tokens = out.logits[:, -1].argmax(-1, keepdim=True), []  # (batch, 1)
+    for _ in range(new_tokens - 1):
         tokens.append(next_ids)
-        out = model(input_ids=next_ids, past_key_values=past, use_cache=True)
-        past, next_ids = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+        mask = torch.cat([mask, torch.ones_like(next_ids)], dim=1)
+        positions = positions[:, -1:] + 1
+        out = model(
+            input_ids=next_ids,
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=out.past_key_values,
+            use_cache=True,
+        )
+        next_ids = out.logits[:, -1].argmax(-1, keepdim=True)
+    tokens.append(next_ids)
     return torch.cat(tokens, dim=1)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from probes.organism import data_files, evaluate
-from probes.organism.corpus import fixed_texts, generate_corpus, iter_documents
+from probes.organism.corpus import MIXTURE, fixed_texts, generate_corpus, iter_documents
 from probes.organism.tokenizer import build_tokenizer, build_vocabulary
 from probes.organism.world import World, build_world
 
@@ -45,6 +45,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     eval_every: int = 100  # in-training probe of recall, context following, induction (kept as checkpoints)
     max_revisions: int = 6  # intermediate checkpoints committed under revisions/
+    mixture: tuple[tuple[str, float], ...] = tuple(MIXTURE.items())  # document-type shares of the corpus
     threads: int = 1  # on a busy shared 2-core machine one thread ran 3x faster than two
     quick: bool = False  # tiny test build
 
@@ -111,7 +112,7 @@ def batches(world: World, tokenizer, cfg: TrainConfig, seed: int) -> Iterator[tu
 
     Both batch shapes hold about the same number of tokens; padding is masked out of the loss with -100.
     """
-    stream = iter_documents(world, seed)
+    stream = iter_documents(world, seed, dict(cfg.mixture))
     bos, eos, pad = tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
     short, long = Packer(cfg.short_block_len, pad), Packer(cfg.block_len, pad)
     long_batch = max(1, cfg.batch_size * cfg.short_block_len // cfg.block_len)
