@@ -75,6 +75,9 @@ def head_heatmap(frame: pd.DataFrame, score: str) -> go.Figure:
         zmin=-1 if diverging else 0, zmax=1, colorbar={"title": "score"},
         hovertemplate="layer %{y}, head %{x}<br>score %{z:.4f}<extra></extra>",
     ))  # fmt: skip
+    layers, heads = np.meshgrid(matrix.index, matrix.columns, indexing="ij")
+    figure.add_scatter(x=heads.ravel(), y=layers.ravel(), mode="markers", showlegend=False, hoverinfo="skip",
+                       marker={"size": 18, "symbol": "square", "opacity": 0.0})  # click targets (heatmaps have none)
     figure.update_layout(title=SCORE_TITLES[score], height=320, margin={"t": 50, "b": 40})
     figure.update_xaxes(title="Head", dtick=1)
     figure.update_yaxes(title="Layer", dtick=1, autorange="reversed")
@@ -183,32 +186,54 @@ def scan_section() -> None:
     for row in range(0, len(shown), 2):
         cells = st.columns(2)
         for cell, score in zip(cells, shown[row : row + 2], strict=False):
-            cell.plotly_chart(head_heatmap(heads, score), width="stretch", key=f"induction_heatmap_{score}")
+            cell.plotly_chart(head_heatmap(heads, score), width="stretch", key=f"induction_heatmap_{score}",
+                              on_select="rerun", selection_mode="points")  # fmt: skip
             cell.caption(SCORE_HELP[score])
     st.subheader("Top heads by induction score")
     top = run.tables["top_heads"]
-    st.caption("Select a row to look at that head on your own text below.")
+    st.caption("Click a heatmap cell or select a row to look at that head on your own text below.")
     picked = st.dataframe(top, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
                           key="induction_top_table")  # fmt: skip
     st.plotly_chart(loss_figure(run.tables["loss_by_position"], summary["seq_len"]), width="stretch",
                     key="induction_loss_curve")  # fmt: skip
     export_buttons(run, key_prefix="induction-scan")
+    layer, head = chosen_head(top, picked)
+    text_attention_section(summary, layer, head, prepend_bos)
+
+
+def chosen_head(top: pd.DataFrame, picked) -> tuple[int, int]:
+    """The clicked heatmap cell, else the selected table row, else the top induction head."""
+    for score in SCORE_TITLES:
+        points = (st.session_state.get(f"induction_heatmap_{score}") or {}).get("selection", {}).get("points", [])
+        if points:
+            return int(points[0]["y"]), int(points[0]["x"])
     rows = picked.selection.rows if picked and picked.selection else []
     chosen = top.iloc[rows[0]] if rows else top.iloc[0]
-    text_attention_section(summary, int(chosen["layer"]), int(chosen["head"]), prepend_bos)
+    return int(chosen["layer"]), int(chosen["head"])
+
+
+ENGLISH_TEXT = ("The keeper, Harriet Vane, rowed to the lighthouse at dawn. "
+                "That evening the keeper, Harriet Vane, rowed to the lighthouse again.")
 
 
 def default_text() -> str:
-    """A short repeated passage from the model's own vocabulary (works for any tokenizer)."""
+    """A repeated passage the model can read: English if its tokenizer knows every word, else a repeated fact from
+    a local model's data/facts.csv (the organism), else a repeated run of words from its own vocabulary."""
     try:
         from pages.common import get_model
 
-        model = get_model()
-        vocab, special = scores.sampling_vocabulary(model)
-        tokens = scores.repeated_random_tokens(vocab, special, 1, 10, None, seed=0)[0]
-        return model.tokenizer.decode(tokens)
-    except USER_ERRORS:
-        return "the cat sat on the mat . the cat sat on the mat ."
+        tokenizer = get_model().tokenizer
+        if tokenizer.unk_token_id not in tokenizer(ENGLISH_TEXT, add_special_tokens=False)["input_ids"]:
+            return ENGLISH_TEXT
+        facts = sweep.local_model_folder(current_spec().name)
+        if facts is not None and (facts / "data" / "facts.csv").is_file():
+            first = pd.read_csv(facts / "data" / "facts.csv").iloc[0]
+            sentence = f"{first['fact_prompt']} {first['answer']} ."
+            return f"{sentence} {sentence}"
+        vocab, special = scores.sampling_vocabulary(get_model())
+        return tokenizer.decode(scores.repeated_random_tokens(vocab, special, 1, 10, None, seed=0)[0])
+    except (*USER_ERRORS, KeyError, OSError):
+        return ENGLISH_TEXT
 
 
 def text_attention_section(summary: dict, layer: int, head: int, prepend_bos: bool) -> None:
