@@ -373,6 +373,8 @@ def sweep_section() -> None:
             run = cached_run(scores.NAME, scores.VERSION, cfg, spec=checkpoint,
                              compute=lambda model, progress: scores.run(model, cfg, progress),
                              label=f"Checkpoint {number + 1}/{len(revisions)}: {revision or sweep.FINAL}")  # fmt: skip
+            if run is None:  # the error is shown once; later checkpoints would fail the same way
+                compute = False
         if run is None:
             missing.append(revision or sweep.FINAL)
             continue
