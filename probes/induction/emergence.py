@@ -377,9 +377,9 @@ def _train_repeat(cfg: TrainConfig, progress: Progress, on_record: OnRecord):
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     eval_tokens = tasks.repeat_batch(cfg.vocab_size, cfg.eval_seqs, cfg.seq_len, seed=cfg.seed + 7_919)
     generator = torch.Generator().manual_seed(cfg.seed)
-    history, running = [], []
+    history, running, record_steps = [], [], _record_steps(cfg)
     for step in range(cfg.steps + 1):
-        if step in _record_steps(cfg):
+        if step in record_steps:
             model.eval()
             record = {"step": step, "train_loss": float(np.mean(running)) if running else None,
                       **_repeat_record(model, eval_tokens, cfg.seq_len)}  # fmt: skip
@@ -416,9 +416,9 @@ def _train_bursty(cfg: TrainConfig, progress: Progress, on_record: OnRecord):
     flipped = tasks.novel_batch(world, cfg.eval_seqs, eval_burst, eval_generator, flipped=True)
     held_out = tasks.training_batch(world, cfg.eval_seqs, eval_generator)  # the training distribution
     generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 1)
-    history, running = [], []
+    history, running, record_steps = [], [], _record_steps(cfg)
     for step in range(cfg.steps + 1):
-        if step in _record_steps(cfg):
+        if step in record_steps:
             model.eval()
             with torch.no_grad():
                 loss = nn.functional.cross_entropy(model(held_out.inputs), held_out.targets)
