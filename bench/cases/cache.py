@@ -4,7 +4,7 @@ Rows (speed-ups: ratio = baseline_s / probe_s, higher is better):
 
 * `cache serve vs recompute`: `ResultStore.get_or_compute` on a stored key (DuckDB read + Parquet decode) vs
   the same call on a fresh key (the probe's computation + the store write + read-back), with the payload of a real
-  probe run (the induction scan; a forward-pass-derived table if that probe cannot be imported). Target >= 50.
+  probe run: the induction scan, the page's default config (small sizes for big models with --quick). Target >= 50.
 * `cache serve vs recompute, with run key`: the same, plus building the run key from `model_identity` (which hashes
   a local model folder's weights), as the dashboard and the CLI do on every call. Target >= 50.
 """
@@ -14,81 +14,39 @@ from __future__ import annotations
 import itertools
 import tempfile
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
-import torch
 
 from bench import models as bench_models
 from bench.timing import median_seconds, peak_extra_mb
 from cache import Payload, ResultStore, RunKey, payload_from
+from probes.induction import scores
 from probes.models import EMBEDDED_MODEL_NAME, model_identity
 
 SERVE_TARGET = ">= 50"
 
 
-# --- serve vs recompute ------------------------------------------------------------------------------------
-
-
-def probe_computation(model, model_label: str, quick: bool) -> tuple[str, str, dict, Callable[[], Payload], str]:
-    """(probe name, version, config dict, compute -> Payload, description) of a realistic run for the store."""
+def probe_computation(model, model_label: str, quick: bool) -> tuple[dict, Callable[[], Payload], str]:
+    """(config dict, compute -> Payload, description) of a realistic run for the store: the induction scan."""
     first = next(model.parameters())
     device, dtype = str(first.device), str(first.dtype).removeprefix("torch.")
-    try:
-        from probes.induction import NAME, VERSION, ScanConfig, run
-    except ImportError:
-        return _forward_computation(model, quick, device, dtype)
     if model_label == EMBEDDED_MODEL_NAME or not quick:
-        cfg = ScanConfig()  # the page's default run
+        cfg = scores.ScanConfig()  # the page's default run
     else:
-        cfg = ScanConfig(seq_len=20, n_seqs=2, copying=False)  # keeps a quick run of a big model short
-    config = {field: getattr(cfg, field) for field in cfg.__dataclass_fields__}
+        cfg = scores.ScanConfig(seq_len=20, n_seqs=2, copying=False)  # keeps a quick run of a big model short
+    config = asdict(cfg)
 
     def compute() -> Payload:
-        return payload_from(run(model, cfg), device, dtype)
+        return payload_from(scores.run(model, cfg), device, dtype)
 
-    return NAME, VERSION, config, compute, f"induction scan {config}"
-
-
-def _forward_computation(model, quick: bool, device: str, dtype: str):
-    """Fallback payload: per-head previous-token attention and per-position loss from one forward pass."""
-    n_seqs, seq_len = (2, 32) if quick else (8, 64)
-    generator = torch.Generator().manual_seed(0)
-    tokens = torch.randint(4, min(int(model.cfg.d_vocab), 1000), (n_seqs, seq_len), generator=generator)
-    config = {"n_seqs": n_seqs, "seq_len": seq_len, "seed": 0}
-
-    def compute() -> Payload:
-        with torch.no_grad():
-            logits, cache = model.run_with_cache(
-                tokens.to(device), names_filter=lambda name: name.endswith("attn.hook_pattern")
-            )
-        rows = []
-        for layer in range(int(model.cfg.n_layers)):
-            pattern = cache[f"blocks.{layer}.attn.hook_pattern"]  # (batch, head, query, key)
-            previous = pattern.diagonal(offset=-1, dim1=-2, dim2=-1).mean(dim=(0, -1))  # (head,)
-            rows += [{"layer": layer, "head": head, "previous_token": float(value)}
-                     for head, value in enumerate(previous.tolist())]  # fmt: skip
-        loss = (
-            torch.nn.functional.cross_entropy(
-                logits[:, :-1].float().flatten(0, 1), tokens[:, 1:].flatten().to(logits.device), reduction="none"
-            )
-            .view(n_seqs, seq_len - 1)
-            .mean(0)
-        )  # (pos,)
-        tables = {
-            "head_scores": pd.DataFrame(rows),
-            "loss_by_position": pd.DataFrame({"position": np.arange(1, seq_len), "loss": loss.cpu().numpy()}),
-        }
-        return Payload(tables=tables, summary={"mean_loss": float(loss.mean())}, device=device, dtype=dtype)
-
-    return "bench-forward", "1", config, compute, f"forward-pass table {config} (induction probe not importable)"
+    return config, compute, f"induction scan {config}"
 
 
 def serve_rows(model, model_label: str, quick: bool) -> list[dict]:
     first = next(model.parameters())
     spec = bench_models.spec_for(model_label, device=str(first.device.type))
-    probe, version, config, compute, description = probe_computation(model, model_label, quick)
+    probe, version = scores.NAME, scores.VERSION
+    config, compute, description = probe_computation(model, model_label, quick)
     recompute_repeats, serve_repeats = (3, 10) if quick else (5, 30)
     with tempfile.TemporaryDirectory(prefix="assoclens-bench-cache-") as folder:
         store = ResultStore(Path(folder) / "results.duckdb")
