@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import SPEC_STATE_KEY, current_spec, get_model, show_error
+from pages.common import SPEC_STATE_KEY, current_spec, get_model, show_error, show_store_notice
 from probes.models import (
     EMBEDDED_MODEL_DIR,
     EMBEDDED_MODEL_NAME,
@@ -82,6 +82,7 @@ def main() -> None:
     navigation = st.navigation(PAGES)
     with st.sidebar:
         model_picker()
+    show_store_notice()  # a database moved aside is announced on whichever page the user opens
     navigation.run()
 
 

@@ -68,6 +68,10 @@ class StoreError(RuntimeError):
     """The store could not be used (locked for too long, unwritable path, unknown run)."""
 
 
+class DamagedStoreError(StoreError):
+    """The database file is not a readable DuckDB database (corrupt, truncated, not ours)."""
+
+
 @dataclass
 class Payload:
     """What a computation hands the store: named tables, a JSON-able summary, optional binary files."""
@@ -154,9 +158,7 @@ class ResultStore:
         with self._schema_lock:
             try:
                 self._with_connection(lambda con: con.execute(SCHEMA))
-            except duckdb.Error as error:
-                if _is_retryable(error):
-                    raise
+            except DamagedStoreError:
                 aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
                 self.path.rename(aside)
                 wal = self.path.with_name(self.path.name + ".wal")
@@ -166,34 +168,39 @@ class ResultStore:
                 self._with_connection(lambda con: con.execute(SCHEMA))
 
     def _with_connection(self, work: Callable[[duckdb.DuckDBPyConnection], object]):
-        """Run `work` on a fresh connection inside one transaction, retrying on locks and conflicts."""
+        """Run `work` on a fresh connection inside one transaction, retrying on locks and conflicts.
+
+        DuckDB errors never leave this method raw: a lock that outlasts `lock_timeout_s` becomes a StoreError,
+        anything else (a damaged or truncated file) a DamagedStoreError naming the file.
+        """
         deadline = time.monotonic() + self.lock_timeout_s
         delay = 0.02
         while True:
             try:
                 con = duckdb.connect(str(self.path))
+                try:
+                    con.execute("BEGIN TRANSACTION")
+                    result = work(con)
+                    con.execute("COMMIT")
+                    return result
+                except BaseException:
+                    _rollback_quietly(con)
+                    raise
+                finally:
+                    con.close()
             except duckdb.Error as error:
-                if _is_retryable(error) and time.monotonic() < deadline:
-                    time.sleep(delay + random.uniform(0, delay))
-                    delay = min(delay * 2, 0.5)
-                    continue
-                if _is_retryable(error):
-                    raise StoreError(f"The result database {self.path} stayed locked by another process.") from None
-                raise
-            try:
-                con.execute("BEGIN TRANSACTION")
-                result = work(con)
-                con.execute("COMMIT")
-                return result
-            except BaseException as error:
-                _rollback_quietly(con)
-                if isinstance(error, duckdb.Error) and _is_retryable(error) and time.monotonic() < deadline:
-                    time.sleep(delay + random.uniform(0, delay))
-                    delay = min(delay * 2, 0.5)
-                    continue
-                raise
-            finally:
-                con.close()
+                if not _is_retryable(error):
+                    raise DamagedStoreError(
+                        f"The result database {self.path} is damaged or unreadable "
+                        f"({_first_line(error)}); delete it or set {DB_PATH_ENV} to start a fresh one."
+                    ) from error
+                if time.monotonic() >= deadline:
+                    raise StoreError(
+                        f"The result database {self.path} stayed locked by another process for "
+                        f"{self.lock_timeout_s:.0f} s; try again when the other run has finished."
+                    ) from None
+                time.sleep(delay + random.uniform(0, delay))
+                delay = min(delay * 2, 0.5)
 
     # --- reading -----------------------------------------------------------------------------------------
 
@@ -321,6 +328,10 @@ class ResultStore:
             for name, content in export_files(run, fmt).items():
                 archive.writestr(name, content)
         return buffer.getvalue()
+
+
+def _first_line(error: BaseException) -> str:
+    return " ".join(str(error).split())[:200]
 
 
 def _rollback_quietly(con: duckdb.DuckDBPyConnection) -> None:

@@ -6,6 +6,8 @@ import os
 from collections.abc import Callable
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from cache import ResultStore, RunKey, StoredRun, StoreError, payload_from
 from cache.store import DB_PATH_ENV
@@ -13,6 +15,21 @@ from probes.models import EMBEDDED_MODEL_NAME, ModelLoadError, ModelSpec, descri
 
 SPEC_STATE_KEY = "model_spec"
 USER_ERRORS = (ModelLoadError, StoreError, ValueError, MemoryError)
+
+
+def _leave_legacy_multipage_mode() -> None:
+    """Make the first run of a server process go through app.py's navigation and sidebar.
+
+    Because our page files live in a folder named `pages/` (as the product brief asks), Streamlit starts each
+    process in its legacy multipage mode until some script calls `st.navigation`: a deep link opened as the very
+    first visit (`/poisoned`) would run the page file on its own, without app.py's navigation and model picker.
+    Every page imports this module, so the first import leaves that mode and reruns; Streamlit then runs app.py,
+    whose `st.navigation` opens the requested page. (AppTest resets the mode on every run, so tests that change
+    widgets between runs see only the page; they preset session state instead.)
+    """
+    if PagesManager.uses_pages_directory and get_script_run_ctx() is not None:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 def current_spec() -> ModelSpec:
@@ -136,3 +153,6 @@ def run_caption(run: StoredRun) -> None:
         f"Run `{run.run_id[:12]}` on {run.model_id}{'@' + run.revision if run.revision else ''} · {source} · "
         f"{run.device or '?'} / {run.dtype or '?'} · created {run.created_at:%Y-%m-%d %H:%M} UTC"
     )
+
+
+_leave_legacy_multipage_mode()

@@ -6,7 +6,7 @@ import json
 
 import streamlit as st
 
-from pages.common import export_buttons, get_store, run_caption, show_error, show_store_notice
+from pages.common import export_buttons, get_store, run_caption, show_error
 from probes.models import EMBEDDED_MODEL_DIR
 
 st.title("AssocLens")
@@ -16,7 +16,6 @@ st.markdown(
     "**optimizer spectra (Muon vs Adam)**. Pick a model in the sidebar, open a probe in the navigation; "
     "every result is cached and listed below."
 )
-show_store_notice()
 
 card = EMBEDDED_MODEL_DIR / "MODEL_CARD.md"
 with st.expander("The embedded model (organism)", expanded=False):

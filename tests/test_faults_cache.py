@@ -156,12 +156,6 @@ def test_empty_file_is_treated_like_a_corrupt_one(tmp_path: Path) -> None:
     assert len(store.list_runs()) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=duckdb.Error,
-    reason="BUG (reported): a truncated database opens without a notice and later reads raise raw duckdb "
-    "IOException ('Could not read enough bytes'), which neither the pages (USER_ERRORS) nor the CLI catch",
-)
 def test_truncated_file_never_leaks_a_raw_duckdb_error(tmp_path: Path) -> None:
     path = tmp_path / "r.duckdb"
     store = ResultStore(path)
@@ -181,25 +175,21 @@ def test_truncated_file_never_leaks_a_raw_duckdb_error(tmp_path: Path) -> None:
 
 
 def test_store_notice_reaches_the_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The home page (run without the sidebar's model loading) shows the 'moved aside' warning."""
+    """The whole app (entry point, sidebar, home page) opens on a corrupt file and shows the 'moved aside' warning."""
     from streamlit.testing.v1 import AppTest
 
-    from pages import common
-
-    path = tmp_path / "r.duckdb"
-    path.write_bytes(b"\x00garbage" * 500)
+    path = tmp_path / "r.duckdb"  # a new path: the app's per-path store cache has no entry for it
+    garbage = b"\x00garbage" * 500
+    path.write_bytes(garbage)
     monkeypatch.setenv("ASSOCLENS_DB", str(path))
-    common.get_store.clear()
-    try:
-        app = AppTest.from_file(str(REPO_ROOT / "pages" / "home.py"), default_timeout=60)
-        app.run()
-        assert not app.exception, app.exception
-        warnings = " ".join(w.value for w in app.warning)
-        assert "unreadable" in warnings and "moved" in warnings, warnings
-        assert list(tmp_path.glob("r.duckdb.corrupt-*"))
-        assert any("No runs yet" in info.value for info in app.info)
-    finally:
-        common.get_store.clear()
+    app = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=300)
+    app.run()
+    assert not app.exception, app.exception
+    warnings = " ".join(w.value for w in app.warning)
+    assert "unreadable" in warnings and "moved" in warnings, warnings
+    aside = list(tmp_path.glob("r.duckdb.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == garbage
+    assert any("No runs yet" in info.value for info in app.info)  # the fresh store is in use
 
 
 def calls_show_store_notice(path: Path) -> bool:
