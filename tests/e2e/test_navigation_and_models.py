@@ -23,14 +23,9 @@ from tests.e2e.helpers import (
 APP_NAV_TITLES = ("Runs and models", "Induction heads", "Associative steering", "Poisoned context", "Optimizer spectra")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (reported): app.py uses st.navigation while the page files live in a physical pages/ directory; "
-    "the first session after a server start that opens a deep link (/poisoned) runs pages/poisoned.py directly, "
-    "with Streamlit's automatic nav ('app', 'common', ...) and no model picker. Fix: move the pages to a folder "
-    "not named pages/ (Streamlit's advice), e.g. views/.",
-)
 def test_deep_link_as_the_first_visit_after_a_restart_gets_the_app_navigation(browser, tmp_path) -> None:
+    """Regression: with page files in a physical pages/ folder, Streamlit starts in its legacy multipage mode and
+    ran the page file alone (automatic nav listing 'app' and 'common', no model picker) for this first visit."""
     server = start_server(tmp_path / "results.duckdb", tmp_path / "streamlit.log")  # fresh: nobody visited "/"
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     try:
