@@ -68,6 +68,8 @@ def local_folder(spec: ModelSpec) -> Path | None:
     else:
         base = Path(spec.name).expanduser()
         if not base.is_dir():
+            if _looks_like_path(spec.name):
+                raise ModelLoadError(f"No model folder at {base}: the folder does not exist.")
             return None
     if spec.revision:
         revision_dir = base / LOCAL_REVISIONS_DIR / spec.revision
@@ -76,6 +78,11 @@ def local_folder(spec: ModelSpec) -> Path | None:
             raise ModelLoadError(f"Local model {base} has no revision {spec.revision!r} (available: {available}).")
         return revision_dir
     return base
+
+
+def _looks_like_path(name: str) -> bool:
+    """Hub ids are `org/name`; a name starting like a path (/, ./, ../, ~) is meant as a local folder."""
+    return name.startswith(("/", "./", "../", "~", ".\\")) or name in {".", ".."}
 
 
 def local_revisions(folder: Path) -> list[str]:
@@ -119,7 +126,10 @@ def _config_dict(spec: ModelSpec) -> dict:
         config_path = folder / "config.json"
         if not config_path.is_file():
             raise ModelLoadError(f"{folder} is not a model folder: it has no config.json.")
-        return json.loads(config_path.read_text())
+        try:
+            return json.loads(config_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ModelLoadError(f"{config_path} is not valid JSON ({error.__class__.__name__}).") from None
     from transformers import AutoConfig
 
     if not _cached_on_disk(spec) and not hub_reachable():
