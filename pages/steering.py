@@ -54,7 +54,10 @@ about_box(
     "Text-only causal LMs instead of multimodal ones. Faithfulness is teacher-forced exact match on known facts "
     "(not CHAIR); creativity is the share of associative-register words in greedy continuations (novelty vs the "
     "prompt when no vocabulary is known), not Creation-MMBench. The task vector is mean(task samples) − "
-    "mean(faithful prompts) (our choice). Steered: the last 4 prompt tokens and every generated token.",
+    "mean(faithful prompts) (our choice). Steered: the last 4 prompt tokens and every generated token. Defaults "
+    "measured on the organism: all crosswise pairs instead of the top 50 (the top 50 are content-mismatched "
+    "outliers and break the faithful side), and each layer's vector rescaled to 0.3 × the mean residual norm so "
+    "that strength 1 means the same push on any model (0 in 'Strength unit' restores the raw scale).",
 )
 
 try:
@@ -212,11 +215,18 @@ st.header("1 · Build the direction")
 sets = prompt_sets_widget()
 if sets is None:
     st.stop()
-left, middle, right = st.columns(3)
+left, middle, right, unit_column = st.columns(4)
 layers = left.multiselect(
     "Steering layers", list(range(n_layers)), default=list(default_layers(n_layers)), key="steering_layers"
 )
-n_pairs = middle.number_input("Top-N pairs", min_value=1, max_value=1_000_000, value=50, key="steering_pairs")
+n_pairs = middle.number_input(
+    "Top-N pairs (0 = all)",
+    min_value=0,
+    max_value=1_000_000,
+    value=0,
+    key="steering_pairs",
+    help="FlexAC's release keeps the 50 most distant pairs; on the organism all pairs give a cleaner direction.",
+)
 pairing = right.selectbox(
     "Pairing",
     ["crosswise", "matched"],
@@ -232,7 +242,19 @@ if not layers:
     st.warning("Choose at least one steering layer.")
     st.stop()
 sets = sets.with_target_samples(targets)
-vector_cfg = VectorConfig(layers=tuple(sorted(layers)), top_n_pairs=int(n_pairs), pairing=pairing)
+unit = unit_column.number_input(
+    "Strength unit (× residual norm, 0 = raw)",
+    min_value=0.0,
+    max_value=10.0,
+    value=0.3,
+    step=0.05,
+    key="steering_unit",
+    help="Each layer's vector is rescaled to this multiple of the mean residual norm, so strength 1 is the same "
+    "push on every model. 0 keeps FlexAC's raw mean-difference scale.",
+)
+vector_cfg = VectorConfig(
+    layers=tuple(sorted(layers)), top_n_pairs=int(n_pairs), pairing=pairing, relative_norm=float(unit) or None
+)
 model_label = current_spec().name
 vector_run = None
 if loaded is None:

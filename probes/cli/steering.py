@@ -80,7 +80,14 @@ def _add_input_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--facts", default=None, help="CSV/JSONL of prompt,answer pairs for faithfulness")
     parser.add_argument("--targets", default=None, help="text file of task samples for a task-specific vector")
     parser.add_argument("--layers", default=None, help="comma-separated steering layers (default: middle three)")
-    parser.add_argument("--n-pairs", type=int, default=VectorConfig.top_n_pairs, help="top-N crosswise pairs")
+    parser.add_argument(
+        "--n-pairs", type=int, default=VectorConfig.top_n_pairs, help="top-N pairs (FlexAC: 50); 0 = all pairs"
+    )
+    parser.add_argument(
+        "--relative-norm",
+        default=str(VectorConfig.relative_norm),
+        help="rescale each layer's vector to this x mean residual norm (strength unit); 'raw' keeps FlexAC's scale",
+    )
     parser.add_argument(
         "--pairing",
         default=VectorConfig.pairing,
@@ -125,8 +132,13 @@ def prompt_sets_from_args(args: argparse.Namespace) -> PromptSets:
 
 
 def vector_config_from_args(args: argparse.Namespace) -> VectorConfig:
+    relative = None if args.relative_norm.strip().lower() in {"raw", "none"} else _numbers(args.relative_norm, float)
     return VectorConfig(
-        layers=_numbers(args.layers, int), top_n_pairs=args.n_pairs, pairing=args.pairing, seed=args.seed
+        layers=_numbers(args.layers, int),
+        top_n_pairs=args.n_pairs,
+        pairing=args.pairing,
+        relative_norm=relative[0] if relative else None,
+        seed=args.seed,
     )
 
 

@@ -8,6 +8,13 @@ and any later change of steering layers can use them). When more than `max_pairs
 subset is scored. Option `pairing="matched"` (our addition) keeps only the pairs (i, i) of aligned sets, the same
 content in both registers, so the top-N mean difference holds the register shift without content differences.
 
+Defaults, measured on the embedded organism (deviations from the release, both switchable): N = all pairs (with
+FlexAC's N = 50 of 65k crosswise pairs the kept pairs are the content-mismatched outliers, the vector is 1.7x
+longer and steering toward "faithful" at -2 broke fact recall, 1.00 -> 0.78), and each v_l is rescaled to
+0.3 x the mean residual norm at its layer (`relative_norm`), so strength 1 means the same push on every model; the
+organism's raw register difference is 0.65-1.1 x ||h||, at which even a matched-norm random vector at strength 2
+destroys recall. `relative_norm=None` keeps the raw scale. The per-layer table always reports raw norms.
+
 Task-specific vector (our choice; the paper's text was not available): v_task_l = mean r_l(target samples) -
 mean r_l(faithful prompts), from a few target-domain samples the user enters.
 
@@ -39,8 +46,9 @@ class VectorConfig:
     """How steering vectors are built from the two prompt sets."""
 
     layers: tuple[int, ...] | None = None  # steering (and pair-scoring) layers; None = middle three (45-55% depth)
-    top_n_pairs: int = 50  # FlexAC keeps the 50 highest-scoring ("high-association") crosswise pairs
+    top_n_pairs: int = 0  # keep the N highest-scoring pairs (FlexAC's release: 50); 0 = all pairs (see module doc)
     pairing: str = "crosswise"  # "crosswise": every faithful x every associative; "matched": i-th with i-th only
+    relative_norm: float | None = 0.3  # rescale v_l to 0.3 x mean ||h_l|| (strength unit); None = raw FlexAC scale
     max_pairs: int = 200_000  # score at most this many crosswise pairs (seeded random subset beyond it)
     batch_size: int = 32  # prompts per forward pass
     seed: int = 0  # only used when the crosswise pairs are subsampled
@@ -286,9 +294,9 @@ def build_vectors(model, cfg: VectorConfig, sets: PromptSets, model_label: str =
     report(0.8, "associative residuals")
     scores = crosswise_scores(faithful, associative, layers)  # (n_f, n_a)
     if cfg.pairing == "matched":
-        fi, ai = matched_top_pairs(scores, cfg.top_n_pairs)
+        fi, ai = matched_top_pairs(scores, cfg.top_n_pairs or len(scores))
     elif cfg.pairing == "crosswise":
-        fi, ai = top_pairs(scores, cfg.top_n_pairs, cfg.max_pairs, cfg.seed)
+        fi, ai = top_pairs(scores, cfg.top_n_pairs or scores.numel(), cfg.max_pairs, cfg.seed)
     else:
         raise ValueError(f"Unknown pairing {cfg.pairing!r}; choose 'crosswise' or 'matched'.")
     general = (associative[ai] - faithful[fi]).mean(0)  # (L, d)
@@ -307,8 +315,14 @@ def build_vectors(model, cfg: VectorConfig, sets: PromptSets, model_label: str =
         "prompt_set_digest": prompt_set_digest(sets),
         "score_layers": list(layers),
     }
-    vectors = SteeringVectors(general, layers, task, metadata)
     per_layer = per_layer_table(faithful, associative, general, fi, ai)
+    if cfg.relative_norm is not None:
+        mean_norms = torch.tensor(per_layer["mean_residual_norm"].to_numpy(), dtype=torch.float32)[:, None]
+        general = rescaled(general, cfg.relative_norm * mean_norms)
+        task = None if task is None else rescaled(task, cfg.relative_norm * mean_norms)
+        per_layer["steering_norm"] = general.norm(dim=-1).numpy()
+        metadata["relative_norm"] = cfg.relative_norm
+    vectors = SteeringVectors(general, layers, task, metadata)
     pairs = pd.DataFrame(
         {
             "rank": np.arange(1, len(fi) + 1),
@@ -321,6 +335,11 @@ def build_vectors(model, cfg: VectorConfig, sets: PromptSets, model_label: str =
     )
     report(1.0, "done")
     return VectorResult(vectors, per_layer, pairs)
+
+
+def rescaled(vectors: torch.Tensor, norms: torch.Tensor) -> torch.Tensor:
+    """Each row of (n_layers, d_model) `vectors` rescaled to the matching (n_layers, 1) norm."""
+    return vectors / vectors.norm(dim=-1, keepdim=True).clamp_min(1e-12) * norms
 
 
 def prompt_set_digest(sets: PromptSets) -> str:

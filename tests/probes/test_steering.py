@@ -171,12 +171,17 @@ def test_matched_pairing_keeps_aligned_pairs_only(tiny_model):
 
 def test_all_pairs_give_the_plain_mean_difference(tiny_model):
     sets = tiny_sets(6)
-    result = build_vectors(tiny_model, VectorConfig(top_n_pairs=36), sets, "tiny")
+    result = build_vectors(tiny_model, VectorConfig(top_n_pairs=36, relative_norm=None), sets, "tiny")
     from probes.steering.vectors import last_token_residuals
 
     f = last_token_residuals(tiny_model, list(sets.faithful))
     a = last_token_residuals(tiny_model, list(sets.associative))
     assert torch.allclose(result.vectors.general, a.mean(0) - f.mean(0), atol=1e-5)
+    scaled = build_vectors(tiny_model, VectorConfig(top_n_pairs=0, relative_norm=0.3), sets, "tiny")
+    mean_norm = torch.cat([f, a]).norm(dim=-1).mean(0)  # (n_layers,)
+    assert torch.allclose(scaled.vectors.general.norm(dim=-1), 0.3 * mean_norm, rtol=1e-4)
+    cosine = torch.nn.functional.cosine_similarity(scaled.vectors.general, result.vectors.general, dim=-1)
+    assert torch.allclose(cosine, torch.ones_like(cosine), atol=1e-5)  # top_n_pairs=0 means all pairs
     assert len(result.pairs) == 36
     assert result.per_layer["layer"].tolist() == list(range(tiny_model.cfg.n_layers))
 
