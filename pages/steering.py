@@ -299,7 +299,8 @@ vocabulary = frozenset(w.lower() for w in sets.associative_words) or derived_voc
 
 st.header("2 · Steer a prompt")
 default_prompt = sets.facts[0].prompt if sets.facts else sets.faithful[0]
-prompt = st.text_input("Prompt", value=default_prompt, key="steering_prompt")
+# keyed by the default, so a new prompt set brings its own default prompt instead of keeping the old one
+prompt = st.text_input("Prompt", value=default_prompt, key=f"steering_prompt_{digest_json(default_prompt)[:8]}")
 strength = st.slider(
     "Associative strength",
     SLIDER_MIN,
