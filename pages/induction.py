@@ -76,8 +76,14 @@ def head_heatmap(frame: pd.DataFrame, score: str) -> go.Figure:
         hovertemplate="layer %{y}, head %{x}<br>score %{z:.4f}<extra></extra>",
     ))  # fmt: skip
     layers, heads = np.meshgrid(matrix.index, matrix.columns, indexing="ij")
-    figure.add_scatter(x=heads.ravel(), y=layers.ravel(), mode="markers", showlegend=False, hoverinfo="skip",
-                       marker={"size": 18, "symbol": "square", "opacity": 0.0})  # click targets (heatmaps have none)
+    figure.add_scatter(
+        x=heads.ravel(),
+        y=layers.ravel(),
+        mode="markers",
+        showlegend=False,
+        hoverinfo="skip",
+        marker={"size": 18, "symbol": "square", "opacity": 0.0},
+    )  # click targets (heatmaps have none)
     figure.update_layout(title=SCORE_TITLES[score], height=320, margin={"t": 50, "b": 40})
     figure.update_xaxes(title="Head", dtick=1)
     figure.update_yaxes(title="Layer", dtick=1, autorange="reversed")
@@ -212,8 +218,10 @@ def chosen_head(top: pd.DataFrame, picked) -> tuple[int, int]:
     return int(chosen["layer"]), int(chosen["head"])
 
 
-ENGLISH_TEXT = ("The keeper, Harriet Vane, rowed to the lighthouse at dawn. "
-                "That evening the keeper, Harriet Vane, rowed to the lighthouse again.")
+ENGLISH_TEXT = (
+    "The keeper, Harriet Vane, rowed to the lighthouse at dawn. "
+    "That evening the keeper, Harriet Vane, rowed to the lighthouse again."
+)
 
 
 def default_text() -> str:
@@ -319,9 +327,11 @@ def emergence_section() -> None:
     run_caption(stored)
     final = stored.summary["final"]
     metric = stored.summary["phase_metric"]
-    st.markdown(f"**Phase change:** {'step ' + str(phase) if phase is not None else 'none detected'} "
-                f"(rule: steepest rise of the smoothed {metric.replace('_', ' ')}; threshold "
-                f"{stored.summary['phase_threshold']}). Final {metric.replace('_', ' ')}: {final[metric]:.3f}.")
+    st.markdown(
+        f"**Phase change:** {'step ' + str(phase) if phase is not None else 'none detected'} "
+        f"(rule: steepest rise of the smoothed {metric.replace('_', ' ')}; threshold "
+        f"{stored.summary['phase_threshold']}). Final {metric.replace('_', ' ')}: {final[metric]:.3f}."
+    )
     st.dataframe(stored.tables["final_heads"], hide_index=True, width="stretch")
     export_buttons(stored, key_prefix="induction-emergence")
 

@@ -86,8 +86,15 @@ class TrainConfig:
 
 def bursty_config(**overrides) -> TrainConfig:
     """Reddy-like defaults for the bursty task (1 head per layer, batch 128) with any overrides."""
-    base = {"task": "bursty", "steps": 3000, "n_heads": 1, "batch_size": 128, "record_every": 100, "lr": 1e-3,
-            "n_classes": 1024}  # many classes: the regime where Reddy finds in-context learning
+    base = {
+        "task": "bursty",
+        "steps": 3000,
+        "n_heads": 1,
+        "batch_size": 128,
+        "record_every": 100,
+        "lr": 1e-3,
+        "n_classes": 1024,
+    }  # many classes: the regime where Reddy finds in-context learning
     return TrainConfig(**{**base, **overrides})
 
 

@@ -129,8 +129,9 @@ class ScanResult:
         top = self.top_heads()
         return {
             **{name: np.round(matrix.astype(float), 6).tolist() for name, matrix in self.scores.items()},
-            "top_heads": [{"layer": int(r.layer), "head": int(r.head), "score": float(r.induction)}
-                          for r in top.itertuples()],  # fmt: skip
+            "top_heads": [
+                {"layer": int(r.layer), "head": int(r.head), "score": float(r.induction)} for r in top.itertuples()
+            ],  # fmt: skip
             "best_induction": {"layer": layer, "head": head, "score": score},
             "icl_score": self.icl_score,
             "first_half_loss": first,
