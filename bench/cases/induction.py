@@ -39,11 +39,20 @@ def rows(model, model_label: str, quick: bool) -> list[dict]:
             model(tokens)
 
     out = [
-        comparison_row(f"induction scan vs one forward pass ({model_label})", lambda: scores.run(model, cfg), forward,
-                       repeats, target="<=1.5"),  # fmt: skip
-        comparison_row(f"induction scan vs head_detector x3 score types ({model_label})",
-                       lambda: scores.run(model, cfg), lambda: _head_detector_all(model, texts, previous), repeats,
-                       target="<1"),  # fmt: skip
+        comparison_row(
+            f"induction scan vs one forward pass ({model_label})",
+            lambda: scores.run(model, cfg),
+            forward,
+            repeats,
+            target="<=1.5",
+        ),  # fmt: skip
+        comparison_row(
+            f"induction scan vs head_detector x3 score types ({model_label})",
+            lambda: scores.run(model, cfg),
+            lambda: _head_detector_all(model, texts, previous),
+            repeats,
+            target="<1",
+        ),  # fmt: skip
     ]
     if not quick:
         with_copying = scores.ScanConfig(seq_len=cfg.seq_len, n_seqs=cfg.n_seqs, copying=True)
