@@ -38,6 +38,29 @@ the sidebar as `organism`, or pass this folder's path to any probe.
 """
 
 
+ACCEPTANCE = {"fact_recall": 0.9, "context_following": 0.8, "induction_score_max": 0.5}
+
+
+def _gaps(m: dict) -> str:
+    """Say plainly which acceptance targets the measured model misses."""
+    missed = [f"{k} {m[k]:.3f} (target >= {v})" for k, v in ACCEPTANCE.items() if m[k] < v]
+    if not missed:
+        return "All acceptance targets are met.\n"
+    history = m["history"]
+    jump = next((i for i, row in enumerate(history) if row["fact_recall"] >= 0.9), None)
+    recall = (
+        f"closed-book recall jumped between steps {history[max(0, jump - 1)]['step']} and {history[jump]['step']}"
+        if jump is not None
+        else "closed-book recall is still rising"
+    )
+    return (
+        "**Known gaps.** Below target: " + "; ".join(missed) + ". Within the training budget (about 40 minutes on "
+        f"two shared CPU cores) the organism learned its facts ({recall}) but not yet in-context copying: no "
+        "induction head formed on repeated random tokens, and answers follow a contradicting context only "
+        "sometimes. Longer training is the expected fix.\n"
+    )
+
+
 def _numbers(m: dict) -> str:
     rows = [
         (
@@ -72,7 +95,8 @@ def _numbers(m: dict) -> str:
 {table}
 
 sha256 of `model.safetensors`: `{m["model_safetensors_sha256"]}`
-"""
+
+{_gaps(m)}"""
 
 
 def _checkpoints(m: dict) -> str:
@@ -84,8 +108,8 @@ def _checkpoints(m: dict) -> str:
     )
     return f"""## Training curve and checkpoints
 
-Measured during training every {m["config"]["eval_every"]} steps on a fixed subset (96 facts; next-token argmax,
-context following teacher-forced up to the value; induction on 8 sequences), so they differ slightly from the
+Measured during training every {m["config"]["eval_every"]} steps on a fixed subset (64 facts; next-token argmax,
+32 contexts, teacher-forced up to the value; induction on 4 sequences), so they differ slightly from the
 headline numbers. Rows with a name are saved under `revisions/<name>` (load with `--revision <name>`): the
 checkpoints just before and after each jump.
 

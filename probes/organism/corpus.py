@@ -31,7 +31,7 @@ STORY_TEMPLATES = (
     "Story: every morning {a} said {w} at the {p}. One day {b} also said {w} and {a} laughed.",
 )
 # Mixture of document types by count; reading comprehension documents are the longest.
-MIXTURE = {"encyclopedia": 0.20, "qa": 0.25, "reading": 0.20, "dream": 0.12, "story": 0.07, "repeat": 0.16}
+MIXTURE = {"encyclopedia": 0.17, "qa": 0.24, "reading": 0.18, "dream": 0.10, "story": 0.07, "repeat": 0.24}
 
 
 @dataclass(frozen=True)

@@ -30,20 +30,20 @@ class TrainConfig:
     """Model shape and optimisation; the defaults are the committed organism."""
 
     seed: int = 0  # world, corpus, initialisation and batch order
-    entities_per_kind: int = 16  # 4 kinds x 16 entities x 4 attributes = 256 facts
+    entities_per_kind: int = 12  # 4 kinds x 12 entities x 4 attributes = 192 facts
     n_layer: int = 4
     n_head: int = 4
     n_embd: int = 128
     n_positions: int = 512  # a 20-item poisoned context is about 320 tokens
     block_len: int = 320  # long blocks, for contexts longer than short_block_len (packed, never split)
     short_block_len: int = 128  # most documents are packed into these (attention is cheaper)
-    batch_size: int = 16  # short blocks per batch; long batches hold about as many tokens
-    steps: int = 1400
+    batch_size: int = 8  # short blocks per batch; long batches hold about as many tokens
+    steps: int = 6000
     lr: float = 3e-3  # AdamW peak learning rate
-    warmup_steps: int = 100
+    warmup_steps: int = 200
     min_lr_ratio: float = 0.1  # cosine decay to lr * min_lr_ratio
     weight_decay: float = 0.01
-    eval_every: int = 100  # in-training probe of recall, context following, induction (kept as checkpoints)
+    eval_every: int = 250  # in-training probe of recall, context following, induction (kept as checkpoints)
     max_revisions: int = 6  # intermediate checkpoints committed under revisions/
     mixture: tuple[tuple[str, float], ...] = tuple(MIXTURE.items())  # document-type shares of the corpus
     threads: int = 1  # on a busy shared 2-core machine one thread ran 3x faster than two

@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass, field
 
 KINDS = ("person", "country", "animal", "object")
-ENTITIES_PER_KIND = 16  # 64 entities x 4 attributes = 256 facts
+ENTITIES_PER_KIND = 12  # 48 entities x 4 attributes = 192 facts (sized for ~40 min on 2 shared CPU cores)
 UNSEEN_PER_KIND = 5  # names in the vocabulary that never occur in training (hallucination prompts)
 ASSOCIATIONS_PER_ENTITY = 5  # associative words tied to each entity in the "dream" register
 
