@@ -93,7 +93,7 @@ def memory_settings() -> memory.MemoryConfig:
     with st.form("spectra-memory-form"):
         left, middle, right = st.columns(3)
         n_classes = left.number_input("Classes K", 4, 256, defaults.n_classes, key="mem_k")
-        d_model = left.number_input("Embedding dimension d (≥ K)", 4, 512, defaults.d_model, key="mem_d")
+        d_model = left.number_input("Embedding dimension d (≥ K; 0 = K)", 0, 512, 0, key="mem_d")
         embeddings = left.selectbox(
             "Embeddings",
             ["orthogonal", "identity"],
@@ -133,7 +133,7 @@ def memory_settings() -> memory.MemoryConfig:
         st.form_submit_button("Train the memory", type="primary")
     return memory.MemoryConfig(
         n_classes=int(n_classes),
-        d_model=int(d_model),
+        d_model=int(d_model) or int(n_classes),
         embeddings=embeddings,
         frequencies=frequencies,
         zipf_exponent=float(zipf),
