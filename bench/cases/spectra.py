@@ -24,8 +24,8 @@ from __future__ import annotations
 import torch
 
 from bench.timing import comparison_row
+from probes.runtime import single_thread
 from probes.spectra import memory, transformer, weights
-from probes.spectra.runtime import single_thread
 
 FIRST_MODEL_LABEL = "organism"
 EMBEDDING_WORDS = ("wte", "wpe", "embed", "lm_head", "unembed")

@@ -23,9 +23,8 @@ is None; otherwise it is the step of the record that ends the steepest rise betw
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +36,7 @@ from transformer_lens.hook_points import HookPoint
 
 from probes.induction import tasks
 from probes.induction.scores import PATTERN_HOOK_SUFFIX, attention_scores, per_position_loss
+from probes.runtime import single_thread
 
 NAME = "induction-emergence"
 VERSION = "1"
@@ -353,18 +353,6 @@ def train(cfg: TrainConfig = TrainConfig(), progress: Progress | None = None, on
     with single_thread():
         model, history, final_heads = trainer(cfg, progress, on_record)
     return EmergenceResult(cfg, history, final_heads, _weights_bytes(model), time.perf_counter() - started)
-
-
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """One intra-op thread while training: these matrices are too small to gain from threads, and on a shared
-    CPU extra threads make each step many times slower. The previous setting is restored afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _record_steps(cfg: TrainConfig) -> set[int]:

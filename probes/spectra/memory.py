@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 import torch
 
+from probes.runtime import single_thread
 from probes.spectra.isotropy import matrix_isotropy
-from probes.spectra.runtime import single_thread
 
 NAME = "spectra-memory"
 VERSION = "1"

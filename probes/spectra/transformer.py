@@ -37,8 +37,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from probes.runtime import single_thread
 from probes.spectra.isotropy import matrix_isotropy
-from probes.spectra.runtime import single_thread
 from probes.spectra.weights import product_svdvals
 
 NAME = "spectra-transformer"

@@ -1,6 +1,6 @@
 """Run small-matrix work on one CPU thread.
 
-The probes in this package train and decompose matrices of a few dozen rows. On CPU, torch's intra-op thread
+Some probes train and decompose matrices of a few dozen rows. On CPU, torch's intra-op thread
 pool costs far more than it saves at that size (an SVD of a 64 x 64 matrix is ~15x slower with two busy threads
 than with one on a shared machine), so the training loops run under `single_thread()`. It sets torch's global
 thread count and restores it on exit; GPU work is unaffected.
