@@ -154,9 +154,22 @@ def assert_no_exception(page, server: AppServer | None = None) -> None:
 
 
 def screenshot(page, name: str) -> Path:
+    """The whole page: Streamlit scrolls inside its main container, so grow the viewport to its height first."""
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOT_DIR / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    size = page.viewport_size
+    try:
+        height = page.evaluate(
+            '() => Math.max(...[...document.querySelectorAll(\'[data-testid="stMain"], [data-testid="stSidebar"]\')]'
+            ".map(el => el.scrollHeight), 0)"
+        )
+        if size and height > size["height"]:
+            page.set_viewport_size({"width": size["width"], "height": min(int(height) + 40, 8000)})
+            page.wait_for_timeout(300)  # let Plotly re-lay out
+        page.screenshot(path=str(path), full_page=True)
+    finally:
+        if size:
+            page.set_viewport_size(size)
     return path
 
 
