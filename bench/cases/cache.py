@@ -12,13 +12,15 @@ Rows (speed-ups: ratio = baseline_s / probe_s, higher is better):
 from __future__ import annotations
 
 import itertools
+import statistics
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 from bench import models as bench_models
-from bench.timing import median_seconds, peak_extra_mb
+from bench.timing import peak_extra_mb, synchronize
 from cache import Payload, ResultStore, RunKey, payload_from
 from probes.induction import scores
 from probes.models import EMBEDDED_MODEL_NAME, model_identity
@@ -42,12 +44,19 @@ def probe_computation(model, model_label: str, quick: bool) -> tuple[dict, Calla
     return config, compute, f"induction scan {config}"
 
 
+def _seconds(work: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    work()
+    synchronize()
+    return time.perf_counter() - started
+
+
 def serve_rows(model, model_label: str, quick: bool) -> list[dict]:
     first = next(model.parameters())
     spec = bench_models.spec_for(model_label, device=str(first.device.type))
     probe, version = scores.NAME, scores.VERSION
     config, compute, description = probe_computation(model, model_label, quick)
-    recompute_repeats, serve_repeats = (3, 10) if quick else (5, 30)
+    recompute_repeats, serve_repeats = (3, 12) if quick else (5, 30)
     with tempfile.TemporaryDirectory(prefix="assoclens-bench-cache-") as folder:
         store = ResultStore(Path(folder) / "results.duckdb")
         identity = model_identity(spec)
@@ -71,9 +80,13 @@ def serve_rows(model, model_label: str, quick: bool) -> list[dict]:
         def build_key():
             return RunKey.build(probe, version, model_identity(spec), config)
 
-        recompute_s = median_seconds(recompute, recompute_repeats, warmup=0)  # filling the store warmed it up
-        serve_s = median_seconds(serve, serve_repeats)
-        key_s = median_seconds(build_key, max(3, serve_repeats // 3))
+        serve()  # warm-up (filling the store warmed recompute up)
+        recompute_times, serve_times, key_times = [], [], []
+        for _ in range(recompute_repeats):  # interleaved, so a change in the machine's load hits both sides
+            recompute_times.append(_seconds(recompute))
+            serve_times += [_seconds(serve) for _ in range(serve_repeats // recompute_repeats)]
+            key_times.append(_seconds(build_key))
+        recompute_s, serve_s, key_s = map(statistics.median, (recompute_times, serve_times, key_times))
         recompute_mb, serve_mb = peak_extra_mb(recompute), peak_extra_mb(serve)
     payload_kb = sum(frame.memory_usage(deep=True).sum() for frame in stored.tables.values()) / 1024
     payload = f"{description}; {len(stored.tables)} tables, {payload_kb:.0f} KiB in memory"

@@ -68,14 +68,15 @@ def browser_row(quick: bool) -> dict:
                     # untimed warm-up visit: model load, the page's imports in the server, plotly.js in the browser
                     _render_seconds(context, url, PLOTLY, EXCEPTION, server, timeout_s=2 * PLOT_TIMEOUT_S)
                     first, cached = [], []
-                    for _ in range(first_repeats):
-                        for run_id in store.list_runs()["run_id"]:  # an empty store: the page computes
-                            store.delete(run_id)
-                        first.append(_render_seconds(context, url, PLOTLY, EXCEPTION, server))
-                    if store.list_runs().empty:
-                        raise RuntimeError(f"the {page_name} page drew a plot but stored no run")
-                    for _ in range(cached_repeats):
-                        cached.append(_render_seconds(context, url, PLOTLY, EXCEPTION, server))
+                    for round_index in range(max(first_repeats, cached_repeats)):  # interleaved: load drift hits both
+                        if round_index < first_repeats:
+                            for run_id in store.list_runs()["run_id"]:  # an empty store: the page computes
+                                store.delete(run_id)
+                            first.append(_render_seconds(context, url, PLOTLY, EXCEPTION, server))
+                            if store.list_runs().empty:
+                                raise RuntimeError(f"the {page_name} page drew a plot but stored no run")
+                        if round_index < cached_repeats:
+                            cached.append(_render_seconds(context, url, PLOTLY, EXCEPTION, server))
                 finally:
                     context.close()
                     browser.close()
