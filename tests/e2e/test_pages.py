@@ -17,6 +17,7 @@ from tests.e2e.helpers import (
     PROBE_PAGES,
     REPO_ROOT,
     assert_no_exception,
+    expect_text,
     figure_facts,
     is_placeholder,
     open_page,
@@ -41,8 +42,8 @@ def test_home_opens_on_the_embedded_model_without_typing(page, app_server) -> No
     assert_no_exception(page, app_server)
     assert page.locator(ERROR_BOX).count() == 0, page.locator(ERROR_BOX).first.inner_text()
     sidebar = page.locator('[data-testid="stSidebar"]')
-    assert sidebar.get_by_text("Embedded organism").is_visible()
-    assert "Loaded organism" in sidebar.inner_text(), sidebar.inner_text()
+    expect_text(sidebar, "Embedded organism")  # widgets draw lazily (skeletons first): a retrying check
+    expect_text(sidebar, "Loaded organism")
     main = page.locator('[data-testid="stMain"]')
     assert main.locator("h1").first.inner_text().strip() == "AssocLens"
     assert "Run history" in main.inner_text()
