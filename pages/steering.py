@@ -30,8 +30,9 @@ from probes.steering import (
     run_sweep,
 )
 from probes.steering.metrics import derived_vocabulary
-from probes.steering.prompts import ORGANISM_ASSOCIATIVE_SETS, default_data_dir, parse_lines
+from probes.steering.prompts import MAX_PROMPT_FILE_BYTES, ORGANISM_ASSOCIATIVE_SETS, default_data_dir, parse_lines
 from probes.steering.vectors import METADATA_NAME, SAFETENSORS_NAME
+from probes.uploads import decode_upload
 
 DEFAULTS, PASTE = "Embedded organism defaults", "Paste or upload"
 SLIDER_MIN, SLIDER_MAX, SLIDER_STEP = -4.0, 4.0, 0.5
@@ -109,7 +110,8 @@ def pasted_sets() -> PromptSets | None:
         "Evaluation facts for faithfulness (CSV with a `prompt,answer` header, or JSONL)", key="steering_facts"
     )
     if upload is not None:
-        sets = parse_prompt_sets(upload.getvalue().decode("utf-8", errors="replace"), source=upload.name)
+        text = decode_upload(upload.getvalue(), upload.name, MAX_PROMPT_FILE_BYTES)
+        sets = parse_prompt_sets(text, source=upload.name)
     elif faithful.strip() or associative.strip():
         sets = PromptSets(parse_lines(faithful), parse_lines(associative), source="pasted")
         sets.validate()

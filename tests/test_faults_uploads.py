@@ -235,12 +235,7 @@ BAD_PROMPT_SETS = {
     "non-UTF-8": ("sets.json", json.dumps(GOOD_SETS).replace("baba", "bäba").encode("latin-1"), ["UTF-8"]),
     "JSON bomb (deep nesting)": ("sets.json", b'{"faithful": ' + b"[" * 200_000 + b"]" * 200_000 + b"}", ["deep"]),
 }
-STEERING_BUGS = {
-    "non-UTF-8": "BUG (reported): pages/steering.py decodes uploads with errors='replace', so a Latin-1 file is "
-    "silently accepted with U+FFFD characters in the prompts instead of refused",
-    "JSON bomb (deep nesting)": "BUG (reported): probes/steering/prompts.py parse_prompt_sets lets json.loads raise "
-    "RecursionError on deep nesting; it is not a ValueError, so the page shows a Streamlit exception box",
-}
+STEERING_BUGS: dict[str, str] = {}  # open bugs as strict xfails; the three found earlier are fixed
 
 
 def steering_page():
@@ -272,11 +267,6 @@ def test_steering_prompt_set_upload_refuses_bad_files(case: str, page_store: Pat
     assert store_rows(page_store) == before, f"{case}: something was cached"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (reported): parse_prompt_sets has no cap on the number of prompts; a 6 MB file with 600,000 prompts "
-    "is accepted and the page then builds vectors over all of them (hours on a CPU)",
-)
 def test_steering_prompt_sets_with_a_huge_item_count_are_refused() -> None:
     from probes.steering.prompts import parse_prompt_sets
 

@@ -29,10 +29,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from probes import uploads
 from probes.models import EMBEDDED_MODEL_DIR
+from probes.uploads import MAX_JSON_DEPTH, json_depth
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # 10 MiB: the largest public pool (non-factual) is about 3.3 MB
-MAX_JSON_DEPTH = 16  # the testbed schema nests 3 deep (list > object > list); deeper input is refused
 MAX_ITEMS = 50_000  # the whole public testbed has about 7,600 items
 MAX_FIELD_CHARS = 4_000  # one sentence or answer
 MAX_SENTENCES = 64  # per sentence field
@@ -143,16 +144,7 @@ def load_testbed_file(path: Path | str) -> Testbed:
 
 def decode_upload(data: bytes, filename: str, max_bytes: int = MAX_UPLOAD_BYTES) -> str:
     """Bytes to text, refusing oversize, binary (NUL bytes) and non-UTF-8 input with one clear message."""
-    if len(data) > max_bytes:
-        raise TestbedError(f"{filename} is {len(data) / 2**20:.1f} MB; the limit is {_limit_text(max_bytes)}.")
-    if not data.strip():
-        raise TestbedError(f"{filename} is empty.")
-    if b"\x00" in data:
-        raise TestbedError(f"{filename} looks like a binary file (it contains NUL bytes); upload UTF-8 text.")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise TestbedError(f"{filename} is not UTF-8 text (invalid byte at offset {error.start}).") from None
+    return uploads.decode_upload(data, filename, max_bytes, error_type=TestbedError)
 
 
 def default_category(filename: str) -> str:
@@ -166,32 +158,10 @@ def items_digest(items: tuple[TestbedItem, ...] | list[TestbedItem]) -> str:
 
 
 def _limit_text(max_bytes: int = MAX_UPLOAD_BYTES) -> str:
-    return f"{max_bytes / 2**20:.0f} MB"
+    return uploads.limit_text(max_bytes)
 
 
 # ------------------------------------------------------------------------------------------------ parsers
-
-
-def json_depth(text: str) -> int:
-    """Deepest bracket nesting outside strings (checked before json.loads, which recurses)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
 
 
 def _parse_json(text: str, where: str) -> object:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from probes.models import EMBEDDED_MODEL_DIR
+from probes.uploads import MAX_JSON_DEPTH, json_depth
 
 ORGANISM_DATA_DIR = EMBEDDED_MODEL_DIR / "data"
 STEERING_PROMPTS_FILE = "steering_prompts.json"
@@ -30,6 +31,8 @@ ORGANISM_ASSOCIATIVE_SETS = {  # which organism prompts form the associative sid
     "hallucination": ("hallucination",),  # "fact:" prompts about entities the model never saw
     "dream+hallucination": ("associative", "hallucination"),
 }
+MAX_PROMPTS_PER_SET = 5_000  # each prompt costs a forward pass; the organism ships about 200
+MAX_PROMPT_FILE_BYTES = 2 * 2**20  # a prompt-set upload larger than this is refused before decoding
 ANSWER_KEYS = ("answer", "value", "target")
 
 
@@ -95,6 +98,11 @@ class PromptSets:
         )
 
     def validate(self) -> None:
+        if max(len(self.faithful), len(self.associative)) > MAX_PROMPTS_PER_SET:
+            raise ValueError(
+                f"Too many prompts ({len(self.faithful)} faithful, {len(self.associative)} associative); the limit "
+                f"is {MAX_PROMPTS_PER_SET} per set, since every prompt costs a forward pass."
+            )
         if len(self.faithful) < 2 or len(self.associative) < 2:
             raise ValueError(
                 f"Need at least 2 faithful and 2 associative prompts (got {len(self.faithful)} and "
@@ -147,6 +155,8 @@ def parse_prompt_sets(text: str, source: str = "user") -> PromptSets:
     text = text.strip()
     if not text:
         raise ValueError("The prompt file is empty.")
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise ValueError(f"{source} nests deeper than {MAX_JSON_DEPTH} levels; prompt sets are flat lists.")
     try:
         whole = json.loads(text)
     except json.JSONDecodeError:
