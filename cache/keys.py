@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -11,14 +12,20 @@ from importlib import metadata
 KEYED_LIBRARIES = ("torch", "transformers", "transformer-lens")
 
 
-def library_versions() -> dict[str, str]:
-    versions = {}
+@functools.cache
+def _installed_versions() -> tuple[tuple[str, str], ...]:
+    """Read once per process: package metadata lookups cost ~20 ms, and every run key needs them."""
+    versions = []
     for name in KEYED_LIBRARIES:
         try:
-            versions[name] = metadata.version(name)
+            versions.append((name, metadata.version(name)))
         except metadata.PackageNotFoundError:
-            versions[name] = "absent"
-    return versions
+            versions.append((name, "absent"))
+    return tuple(versions)
+
+
+def library_versions() -> dict[str, str]:
+    return dict(_installed_versions())
 
 
 def major_minor(version: str) -> str:

@@ -133,14 +133,14 @@ def export_buttons(run: StoredRun, key_prefix: str = "export") -> None:
     left, right = st.columns(2)
     left.download_button(
         "Export CSV",
-        data=store.export_zip(run.run_id, "csv"),
+        data=lambda: store.export_zip(run.run_id, "csv"),  # built on click, not on every render
         file_name=f"{run.probe}-{short}-csv.zip",
         mime="application/zip",
         key=f"{key_prefix}-csv-{short}",
     )
     right.download_button(
         "Export Parquet",
-        data=store.export_zip(run.run_id, "parquet"),
+        data=lambda: store.export_zip(run.run_id, "parquet"),
         file_name=f"{run.probe}-{short}-parquet.zip",
         mime="application/zip",
         key=f"{key_prefix}-parquet-{short}",

@@ -8,6 +8,7 @@ Errors a user can cause (unknown name, no network, gated model, too little memor
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -100,12 +101,26 @@ def _step_number(name: str) -> tuple[int, str]:
 
 
 def folder_digest(folder: Path) -> str:
-    """sha256 over the names and bytes of a local model's weight, config and tokenizer files."""
+    """sha256 over the names and bytes of a local model's weight, config and tokenizer files.
+
+    Memoised on each file's size and modification time, so page reruns do not re-hash gigabytes of weights.
+    """
+    files = sorted(
+        path
+        for path in folder.iterdir()
+        if path.is_file() and path.suffix in {".json", ".safetensors", ".bin", ".model", ".txt"}
+    )
+    return _digest_files(tuple((str(path), path.stat().st_size, path.stat().st_mtime_ns) for path in files))
+
+
+@functools.lru_cache(maxsize=64)
+def _digest_files(files: tuple[tuple[str, int, int], ...]) -> str:
     digest = hashlib.sha256()
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix in {".json", ".safetensors", ".bin", ".model", ".txt"}:
-            digest.update(path.name.encode())
-            digest.update(path.read_bytes())
+    for path, _size, _mtime in files:
+        digest.update(Path(path).name.encode())
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(2**20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 
