@@ -67,6 +67,16 @@ def run_key(probe: str, version: str, config: object, input_digest: str | None =
     return RunKey.build(probe, version, model_identity(spec or current_spec()), config, input_digest)
 
 
+def progress_bar(label: str) -> tuple[Callable[[float, str], None], object]:
+    """A Streamlit progress bar and the `progress(fraction, message)` callback the probes accept."""
+    bar = st.progress(0.0, text=label)
+
+    def progress(fraction: float, message: str = "") -> None:
+        bar.progress(max(0.0, min(1.0, fraction)), text=f"{label}: {message}" if message else label)
+
+    return progress, bar
+
+
 def cached_run(
     probe: str,
     version: str,
@@ -86,11 +96,7 @@ def cached_run(
             return found
         model = get_model(spec)
         placement = describe(spec)
-        bar = st.progress(0.0, text=label)
-
-        def progress(fraction: float, message: str = "") -> None:
-            bar.progress(max(0.0, min(1.0, fraction)), text=f"{label}: {message}" if message else label)
-
+        progress, bar = progress_bar(label)
         run = store.get_or_compute(
             key, lambda: payload_from(compute(model, progress), placement["device"], placement["dtype"])
         )

@@ -18,6 +18,7 @@ from pages.common import (
     current_spec,
     export_buttons,
     get_store,
+    progress_bar,
     run_caption,
     run_key,
     show_error,
@@ -338,7 +339,7 @@ def emergence_section() -> None:
 
 def train_live(cfg: emergence.TrainConfig, key: RunKey, chart):
     records: list[dict] = []
-    bar = st.progress(0.0, text="Training")
+    progress, bar = progress_bar("Training")
 
     def on_record(record: dict) -> None:
         records.append(record)
@@ -346,8 +347,7 @@ def train_live(cfg: emergence.TrainConfig, key: RunKey, chart):
 
     try:
         started = time.perf_counter()
-        result = emergence.train(cfg, progress=lambda f, m="": bar.progress(min(1.0, f), text=f"Training: {m}"),
-                                 on_record=on_record)  # fmt: skip
+        result = emergence.train(cfg, progress=progress, on_record=on_record)
         stored = get_store().put(key, payload_from(result, "cpu", "float32"), time.perf_counter() - started)
     except USER_ERRORS as error:
         show_error(error)

@@ -18,6 +18,7 @@ from pages.common import (
     current_spec,
     export_buttons,
     get_store,
+    progress_bar,
     run_caption,
     show_error,
 )
@@ -61,11 +62,7 @@ def synthetic_run(probe: str, version: str, cfg: object, compute, label: str, co
         found = store.get(key)
         if found is not None or not compute_now:
             return found
-        bar = st.progress(0.0, text=label)
-
-        def progress(fraction: float, message: str = "") -> None:
-            bar.progress(max(0.0, min(1.0, fraction)), text=f"{label}: {message}" if message else label)
-
+        progress, bar = progress_bar(label)
         run = store.get_or_compute(key, lambda: payload_from(compute(progress), "cpu", "float32/float64"))
         bar.empty()
         return run
