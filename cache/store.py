@@ -4,6 +4,10 @@ Concurrency choice: no connection is held between calls. Every read or write ope
 does its work in one transaction, and closes it, so a CLI process can write while the dashboard reads (DuckDB
 lets one process hold the file at a time). A call that finds the file locked by another process, or whose
 transaction conflicts with another thread's, retries with backoff for up to `lock_timeout_s`.
+
+Serving: a store remembers the last few runs it loaded, each with the size and modification time of the database
+file and its WAL at the time of reading. A later load of the same run is served from memory only while both files
+are unchanged (any commit by any process changes them), so a page that re-renders does not reopen the database.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import random
 import threading
 import time
 import zipfile
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,6 +34,7 @@ DEFAULT_DB_PATH = Path(__file__).resolve().parent.parent / ".assoclens" / "resul
 DB_PATH_ENV = "ASSOCLENS_DB"
 EXPORT_FORMATS = ("csv", "parquet")
 CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+SERVED_MEMO_SIZE = 32  # runs remembered per store (payloads are usually kilobytes)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -151,6 +157,8 @@ class ResultStore:
         self.lock_timeout_s = lock_timeout_s
         self.notice: str | None = None  # set when a corrupt file was moved aside on opening
         self._schema_lock = threading.Lock()
+        self._served: OrderedDict[str, tuple[tuple, StoredRun]] = OrderedDict()  # run_id -> (file signature, run)
+        self._served_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._open_or_recover()
 
@@ -164,6 +172,7 @@ class ResultStore:
                 wal = self.path.with_name(self.path.name + ".wal")
                 if wal.exists():
                     wal.rename(aside.with_name(aside.name + ".wal"))
+                self._forget()
                 self.notice = f"The result database was unreadable; it was moved to {aside} and a fresh one started."
                 self._with_connection(lambda con: con.execute(SCHEMA))
 
@@ -208,6 +217,39 @@ class ResultStore:
         return self.load(key.run_id(), missing_ok=True)
 
     def load(self, run_id: str, missing_ok: bool = False) -> StoredRun | None:
+        signature = self._file_signature()
+        with self._served_lock:
+            remembered = self._served.get(run_id)
+        if remembered is not None and remembered[0] == signature:
+            return _copy_of(remembered[1])
+        run = self._read(run_id, missing_ok)
+        if run is not None and self._file_signature() == signature:  # nothing committed while we read
+            with self._served_lock:
+                self._served[run_id] = (signature, _copy_of(run))
+                self._served.move_to_end(run_id)
+                while len(self._served) > SERVED_MEMO_SIZE:
+                    self._served.popitem(last=False)
+        return run
+
+    def _file_signature(self) -> tuple:
+        """Size and mtime of the database file and its WAL: every commit, from any process, changes one of them."""
+        signature = []
+        for path in (self.path, self.path.with_name(self.path.name + ".wal")):
+            try:
+                status = path.stat()
+                signature.append((status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns))
+            except FileNotFoundError:
+                signature.append(None)
+        return tuple(signature)
+
+    def _forget(self, run_id: str | None = None) -> None:
+        with self._served_lock:
+            if run_id is None:
+                self._served.clear()
+            else:
+                self._served.pop(run_id, None)
+
+    def _read(self, run_id: str, missing_ok: bool) -> StoredRun | None:
         def read(con):
             row = con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id]).fetchone()
             if row is None:
@@ -281,6 +323,7 @@ class ResultStore:
             for name, content in payload.files.items():
                 con.execute("INSERT INTO run_files VALUES (?, ?, ?)", [run_id, name, content])
 
+        self._forget(run_id)
         self._with_connection(write)
         stored = self.load(run_id)
         stored.cached = False
@@ -302,6 +345,7 @@ class ResultStore:
                 con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
             return existed
 
+        self._forget(run_id)
         return self._with_connection(remove)
 
     # --- export ------------------------------------------------------------------------------------------
@@ -328,6 +372,11 @@ class ResultStore:
             for name, content in export_files(run, fmt).items():
                 archive.writestr(name, content)
         return buffer.getvalue()
+
+
+def _copy_of(run: StoredRun) -> StoredRun:
+    """A copy whose tables the caller may change without touching the remembered run."""
+    return replace(run, tables={name: frame.copy() for name, frame in run.tables.items()}, files=dict(run.files))
 
 
 def _first_line(error: BaseException) -> str:

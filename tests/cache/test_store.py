@@ -166,3 +166,33 @@ def test_corrupt_database_is_moved_aside(tmp_path: Path) -> None:
 
 def test_default_path_honours_environment(store_path: Path) -> None:
     assert ResultStore().path == store_path
+
+
+def test_repeated_load_is_served_from_memory_without_opening_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ResultStore(tmp_path / "r.duckdb")
+    key = RunKey.build("induction", "1", IDENTITY, ExampleConfig())
+    store.put(key, make_payload(), 0.1)
+    store.load(key.run_id())
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the database was opened for a run served before")
+
+    monkeypatch.setattr(store_module.duckdb, "connect", refuse)
+    served = store.get(key)
+    assert served.cached
+    served.tables["scores"].loc[0, "score"] = 99.0  # the caller's copy: the remembered run stays intact
+    pd.testing.assert_frame_equal(store.get(key).tables["scores"], make_payload().tables["scores"])
+
+
+def test_a_commit_by_another_process_invalidates_the_served_copy(tmp_path: Path) -> None:
+    path = tmp_path / "r.duckdb"
+    ours, theirs = ResultStore(path), ResultStore(path)  # two stores on one file: what two processes see
+    key = RunKey.build("induction", "1", IDENTITY, ExampleConfig())
+    ours.put(key, make_payload(3), 0.1)
+    assert len(ours.get(key).tables["scores"]) == 3
+    theirs.put(key, make_payload(2), 0.1)
+    assert len(ours.get(key).tables["scores"]) == 2
+    theirs.delete(key.run_id())
+    assert ours.get(key) is None
