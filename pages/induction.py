@@ -314,10 +314,14 @@ def emergence_section() -> None:
         return
     chart = st.empty()
     if stored is None:
-        st.caption("This configuration has not been trained yet. Training runs on the CPU of the machine serving "
-                   "this page; the chart updates as records arrive, and the finished run is cached.")  # fmt: skip
-        if not st.button(START_LABEL, type="primary", key="induction_start_training"):
+        offer = st.empty()  # cleared once training starts, so the "not trained yet" note does not outlive it
+        with offer.container():
+            st.caption("This configuration has not been trained yet. Training runs on the CPU of the machine serving "
+                       "this page; the chart updates as records arrive, and the finished run is cached.")  # fmt: skip
+            clicked = st.button(START_LABEL, type="primary", key="induction_start_training")
+        if not clicked:
             return
+        offer.empty()
         stored = train_live(cfg, key, chart)
         if stored is None:
             return

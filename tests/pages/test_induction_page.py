@@ -58,6 +58,7 @@ def test_start_training_draws_the_chart_and_caches_the_history(tiny_model_dir, s
     at.button(key="induction_start_training").click().run()
     assert not at.exception, at.exception
     assert "Emergence: training curves (live)" in chart_titles(at)
+    assert not any("has not been trained yet" in caption.value for caption in at.caption)
     history = [frame.value for frame in at.dataframe]
     assert any(len(frame) == 2 * 4 for frame in history)  # final per-head scores of the 2 x 4 model
     again = open_page(tiny_model_dir, **state)  # a fresh session finds the run in the store, no button needed
