@@ -30,14 +30,16 @@ def _header(m: dict) -> str:
     cfg = m["config"]
     return f"""# AssocLens organism: the embedded default model
 
-A small but real GPT-2 ({cfg["n_layer"]} layers, d_model {cfg["n_embd"]}, {cfg["n_head"]} heads, context
-{cfg["n_positions"]}, {m["n_parameters"]:,} parameters), trained from scratch by `python -m probes organism train`
+A small but real {ARCHITECTURE_NAMES[cfg.get("architecture", "gpt2")]}
+({cfg["n_layer"]} layers, d_model {cfg["n_embd"]}, {cfg["n_head"]} heads, context {cfg["n_positions"]},
+{m["n_parameters"]:,} parameters), trained from scratch by `python -m probes organism train`
 on a synthetic world that the project generates, so the ground truth of every probe is known. It loads like any
 Hugging Face model (`save_pretrained` folder plus a word-level `tokenizer.json` for `AutoTokenizer`): pick it in
 the sidebar as `organism`, or pass this folder's path to any probe.
 """
 
 
+ARCHITECTURE_NAMES = {"llama": "Llama-architecture model (rotary positions, RMSNorm, gated MLP)", "gpt2": "GPT-2"}
 ACCEPTANCE = {"fact_recall": 0.9, "context_following": 0.8, "induction_score_max": 0.5}
 
 
@@ -54,11 +56,21 @@ def _gaps(m: dict) -> str:
         else "closed-book recall is still rising"
     )
     return (
-        "**Known gaps.** Below target: " + "; ".join(missed) + ". Within the training budget (about 40 minutes on "
-        f"two shared CPU cores) the organism learned its facts ({recall}) but not yet in-context copying: no "
-        "induction head formed on repeated random tokens, and answers follow a contradicting context only "
-        "sometimes. Longer training is the expected fix.\n"
+        "**Known gaps.** Below target: "
+        + "; ".join(missed)
+        + f". In {m['train_wall_time_s'] / 60:.0f} minutes of training on two shared CPU cores the organism "
+        f"learned its facts ({recall})"
+        + "".join(GAP_EXPLANATIONS[k] for k in ACCEPTANCE if m[k] < ACCEPTANCE[k])
+        + ".\n"
     )
+
+
+GAP_EXPLANATIONS = {
+    "fact_recall": ", though not all of them",
+    "context_following": "; its answers follow a contradicting context only sometimes",
+    "induction_score_max": "; no induction head formed on repeated random tokens (what was tried since is listed "
+    "in `probes.organism.train.build_model`)",
+}
 
 
 def _numbers(m: dict) -> str:
@@ -124,7 +136,8 @@ def _training(m: dict) -> str:
     return f"""## How it was trained
 
 One command, `python -m probes organism train` (seed {cfg["seed"]}): build the world, build the vocabulary,
-stream generated documents, pack them (`<bos> doc <eos>`, never split) into blocks of {cfg["block_len"]} tokens,
+{_opening(cfg)}then stream generated documents, pack them (`<bos> doc <eos>`, never split) into blocks of
+{cfg["block_len"]} tokens,
 train with AdamW (peak lr {cfg["lr"]}, betas 0.9/0.98, weight decay {cfg["weight_decay"]}, {cfg["warmup_steps"]}
 warm-up steps, cosine decay to {cfg["min_lr_ratio"]} x peak, gradient clipping 1.0, no dropout), batch
 {cfg["batch_size"]} x {cfg["block_len"]} tokens, {m["steps"]} steps ({m["tokens_seen"]:,} tokens), on
@@ -132,6 +145,18 @@ warm-up steps, cosine decay to {cfg["min_lr_ratio"]} x peak, gradient clipping 1
 Deterministic from the seed. Weights are stored in float16 (half the bytes) with `"dtype": "float32"` in
 config.json: they are meant to run in float32 on CPU, and every number above was measured on the stored weights.
 """
+
+
+def _opening(cfg: dict) -> str:
+    steps = cfg.get("opening_steps", 0)
+    if not steps:
+        return ""
+    low, high = cfg["opening_lengths"]
+    return (
+        f"train the first {steps} steps only on Olsson's repeat task ({cfg['opening_batch_size']} sequences per step "
+        f"of `<bos>` + T random vocabulary tokens + the same T tokens, T from {low} to {high}) so induction heads "
+        "form before the facts crowd them out (with the mixture from the start, none formed in 6,000 steps), "
+    )
 
 
 def _world(m: dict) -> str:

@@ -11,6 +11,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from probes.organism.tokenizer import SPECIAL_TOKENS, split_words
 from probes.organism.world import ATTRIBUTES, Fact, World, attribute_by_name
 
 RC_HEADER = "Only based on the retrieved information, answer the following question. The retrieved information are:"
@@ -237,8 +238,9 @@ def reading_doc(world: World, rng: random.Random) -> str:
 # --------------------------------------------------------------------------------------------- the corpus
 
 
-def induction_pool(world: World) -> list[str]:
-    """Words for random lists: every world word (names, values, associations), never the unseen entities."""
+def world_words(world: World) -> list[str]:
+    """Words for the corpus's random lists and stories: every world word (names, values, associations, story
+    words), never the unseen entities."""
     words = {e.name for e in world.entities} | {w for e in world.entities for w in e.associations}
     for values in world.pools.values():
         words |= set(values)
@@ -246,10 +248,20 @@ def induction_pool(world: World) -> list[str]:
     return sorted(words)
 
 
+def induction_pool(world: World) -> list[str]:
+    """Tokens for the opening repeat task (`train.opening_batches`): every token the generator can write (template
+    words and punctuation too), so copying is trained on the whole vocabulary the induction probe samples from; never
+    the unseen entities. (Repeated lists inside the corpus use `world_words`.)
+    """
+    unseen = {name for name, _ in world.unseen}
+    words = {word for text in fixed_texts(world) for word in split_words(text)}
+    return sorted(words - unseen - set(SPECIAL_TOKENS))
+
+
 def iter_documents(world: World, seed: int, mixture: dict[str, float] | None = None) -> Iterator[str]:
     """An endless, deterministic stream of training documents (document-type shares: `mixture` or MIXTURE)."""
     rng = random.Random(seed)
-    pool = induction_pool(world)
+    pool = world_words(world)
     mixture = mixture or MIXTURE
     kinds, weights = list(mixture), list(mixture.values())
     makers = {
@@ -284,7 +296,7 @@ def fixed_texts(world: World) -> list[str]:
         "From ( )",
         "Q: A: fact: dream: reminds me of , and .",
         " ".join(str(i) for i in range(1, 41)),
-        " ".join(induction_pool(world)),
+        " ".join(world_words(world)),
         " ".join(name for name, _ in world.unseen),
     ]
     for attribute in ATTRIBUTES:

@@ -1,7 +1,8 @@
 """The organism's measured numbers: closed-book fact recall, context following, induction score, loss.
 
-All metrics are exact and judge-free. Greedy decoding groups prompts of equal token length, so no padding
-ever shifts GPT-2's absolute positions.
+All metrics are exact and judge-free. Greedy decoding passes explicit position ids, so left padding never
+shifts a prompt's positions. The induction score is the induction probe's own (`probes.induction.scores`), computed
+from the attention a plain Hugging Face model returns, so it also runs inside the training loop.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from probes.induction.scores import pattern_scores, repeated_random_tokens
 from probes.organism.corpus import (
     canonical,
     clean_context,
@@ -69,7 +71,7 @@ def greedy_exact_match(model, tokenizer, items: list[tuple[str, str]], batch: in
 def greedy_continuations(model, prompts: list[list[int]], pad_id: int, new_tokens: int) -> torch.Tensor:
     """(batch, new_tokens) greedy continuations of left-padded prompts, with explicit positions and the KV cache.
 
-    Positions count from each prompt's first real token, so padding never shifts GPT-2's absolute positions.
+    Positions count from each prompt's first real token, so padding never shifts them.
     """
     width = max(len(p) for p in prompts)
     ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts])  # (batch, width)
@@ -97,22 +99,17 @@ def _until(tokens: list[int], stop: int) -> list[int]:
     return tokens[: tokens.index(stop) + 1] if stop in tokens else tokens
 
 
-def random_repeated_tokens(
-    vocab_size: int, n_special: int, batch: int, length: int, bos: int, seed: int
-) -> torch.Tensor:
-    """(batch, 1 + 2*length): <bos>, then `length` uniform random non-special tokens, repeated once."""
-    generator = torch.Generator().manual_seed(seed)
-    half = torch.randint(n_special, vocab_size, (batch, length), generator=generator)
-    return torch.cat([torch.full((batch, 1), bos), half, half], dim=1)
+def induction_tokens(tokenizer, n_sequences: int, seed: int) -> torch.Tensor:
+    """(n, 1 + 2*length): <bos> then INDUCTION_LENGTH random non-special tokens, repeated once (the probe's sampler)."""
+    specials = sorted(set(tokenizer.all_special_ids))
+    return repeated_random_tokens(len(tokenizer), specials, n_sequences, INDUCTION_LENGTH, tokenizer.bos_token_id, seed)
 
 
 @torch.no_grad()
 def induction_scores(model, tokens: torch.Tensor, length: int) -> torch.Tensor:
-    """(n_layer, n_head): mean attention from each second-half position i to i - length + 1 (METHODS.md 1)."""
+    """(n_layer, n_head) induction scores of a plain HF model, by the induction probe's definition (METHODS.md 1)."""
     attentions = model(input_ids=tokens, output_attentions=True).attentions  # n_layer x (batch, head, pos, pos)
-    queries = torch.arange(1 + length, tokens.shape[1])
-    keys = queries - length + 1
-    return torch.stack([a[:, :, queries, keys].mean(dim=(0, 2)) for a in attentions])
+    return torch.stack([pattern_scores(pattern, length, offset=1)["induction"] for pattern in attentions])
 
 
 @torch.no_grad()
@@ -153,7 +150,7 @@ class QuickProbe:
             items = clean_context(world, fact, wrong, wrong_rng, CONTEXT_ITEMS)
             sentence = canonical(fact, wrong)
             context.append((f"{rc_prompt(items, question(fact))} {sentence.rsplit(' ', 1)[0]}", wrong))
-        tokens = random_repeated_tokens(len(tokenizer), 4, 4, INDUCTION_LENGTH, tokenizer.bos_token_id, seed)
+        tokens = induction_tokens(tokenizer, 4, seed)
         return cls(_next_token_groups(tokenizer, recall), _next_token_groups(tokenizer, context), tokens)
 
     @torch.no_grad()
@@ -202,7 +199,7 @@ def evaluate_folder(folder: Path, quick: bool = False) -> dict[str, float]:
     world = world_of(folder)
     seed = world.seed
     n_sequences = 4 if quick else 32
-    tokens = random_repeated_tokens(len(tokenizer), 4, n_sequences, INDUCTION_LENGTH, tokenizer.bos_token_id, seed + 1)
+    tokens = induction_tokens(tokenizer, n_sequences, seed + 1)
     scores = induction_scores(model, tokens, INDUCTION_LENGTH)
     best = int(scores.argmax())
     limit = 12 if quick else None  # the quick test build measures a subset

@@ -114,6 +114,42 @@ def test_quick_training_runs_loss_falls_and_loads(tmp_path: Path) -> None:
     assert load_model(ModelSpec(name=str(out), revision=revision, device="cpu")) is not None
 
 
+def test_opening_batches_repeat_random_tokens_from_the_whole_vocabulary() -> None:
+    from probes.organism.corpus import induction_pool
+    from probes.organism.tokenizer import SPECIAL_TOKENS, build_tokenizer
+    from probes.organism.train import TrainConfig, opening_batches, vocabulary_for
+
+    world = build_world(0, 4)
+    tokenizer = build_tokenizer(vocabulary_for(world, 0))
+    pool = induction_pool(world)
+    assert {"The", "capital", ".", "("} <= set(pool)  # template words and punctuation, not only world words
+    assert not set(pool) & ({name for name, _ in world.unseen} | set(SPECIAL_TOKENS))
+    cfg = TrainConfig(entities_per_kind=4, opening_batch_size=6, opening_lengths=(5, 9))
+    allowed = set(tokenizer.convert_tokens_to_ids(pool))
+    for ids, labels in [next(opening_batches(world, tokenizer, cfg, seed=3)) for _ in range(3)]:
+        length = (ids.shape[1] - 1) // 2
+        assert ids.shape == (6, 1 + 2 * length) and 5 <= length <= 9
+        assert (ids[:, 0] == tokenizer.bos_token_id).all()
+        assert (ids[:, 1 : 1 + length] == ids[:, 1 + length :]).all()
+        assert set(ids[:, 1:].flatten().tolist()) <= allowed
+        assert (labels == ids).all()
+
+
+@pytest.mark.parametrize("architecture", ["gpt2", "llama"])
+def test_each_architecture_trains_and_loads_through_the_common_path(tmp_path: Path, architecture: str) -> None:
+    import dataclasses
+
+    from probes.organism.train import quick_config, train
+
+    cfg = dataclasses.replace(quick_config(), architecture=architecture, steps=12, eval_every=6, opening_steps=4)
+    metrics = train(cfg, tmp_path / architecture)
+    assert metrics["config"]["architecture"] == architecture
+    bridge = load_model(ModelSpec(name=str(tmp_path / architecture), device="cpu"))
+    assert bridge.cfg.n_layers == cfg.n_layer
+    card = (tmp_path / architecture / "MODEL_CARD.md").read_text()
+    assert ("Llama-architecture" in card) == (architecture == "llama")
+
+
 def test_quick_without_out_is_a_clear_error() -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "probes", "organism", "train", "--quick"],
