@@ -17,20 +17,6 @@ def synchronize() -> None:
         torch.cuda.synchronize()
 
 
-def median_seconds(work: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
-    """Median wall time of `work()` over `repeats` runs after `warmup` untimed runs."""
-    for _ in range(warmup):
-        work()
-    synchronize()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        work()
-        synchronize()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * resource.getpagesize()
@@ -66,6 +52,25 @@ def peak_extra_mb(work: Callable[[], object]) -> float:
     return max(0.0, (max(peak, _rss_bytes()) - before) / 2**20)
 
 
+def interleaved_medians(
+    probe: Callable[[], object], baseline: Callable[[], object], repeats: int, warmup: int = 1
+) -> tuple[float, float]:
+    """Median wall times of probe and baseline, run alternately (probe, baseline, probe, ...) after a warm-up of
+    each, so a change in the machine's load during the measurement hits both sides alike."""
+    for _ in range(warmup):
+        probe()
+        baseline()
+    synchronize()
+    probe_times, baseline_times = [], []
+    for _ in range(repeats):
+        for work, times in ((probe, probe_times), (baseline, baseline_times)):
+            started = time.perf_counter()
+            work()
+            synchronize()
+            times.append(time.perf_counter() - started)
+    return statistics.median(probe_times), statistics.median(baseline_times)
+
+
 def comparison_row(
     name: str,
     probe: Callable[[], object],
@@ -79,8 +84,7 @@ def comparison_row(
     `ratio` is probe_s / baseline_s (lower is better) unless `higher_is_better`, where it is
     baseline_s / probe_s (a throughput ratio, e.g. items/s of the probe over items/s of the baseline).
     """
-    probe_s = median_seconds(probe, repeats)
-    baseline_s = median_seconds(baseline, repeats)
+    probe_s, baseline_s = interleaved_medians(probe, baseline, repeats)
     ratio = baseline_s / probe_s if higher_is_better else probe_s / baseline_s
     return {
         "name": name,

@@ -92,3 +92,12 @@ def test_a_failing_case_becomes_an_error_entry_and_the_others_still_run(
     assert "probe exploded" in errors["aaa_boom"]
     assert errors["bbb_bad"].startswith("schema:")
     assert set(report["case_seconds"]) == {f"{name} [organism]" for name in cases}
+
+
+def test_comparison_rows_alternate_probe_and_baseline() -> None:
+    from bench.timing import comparison_row
+
+    calls: list[str] = []
+    row = comparison_row("alternation", lambda: calls.append("p"), lambda: calls.append("b"), repeats=3, target="<= 2")
+    assert calls[:8] == ["p", "b"] * 4  # one warm-up of each, three interleaved rounds (then the memory peaks)
+    assert row["repeats"] == 3 and row["probe_s"] > 0 and row["baseline_s"] > 0

@@ -42,7 +42,7 @@ def _generate(model, batch, mask, new_tokens: int):
 
 
 def rows(model, model_label: str, quick: bool) -> list[dict]:
-    n_prompts, new_tokens, repeats = (2, 4, 2) if quick else (4, 16, 3)
+    n_prompts, new_tokens, repeats = (2, 4, 7) if quick else (4, 16, 5)  # a quick call is ~30 ms
     tokens = [model.to_tokens(p)[0] for p in PROMPTS[:n_prompts]]
     batch, mask = left_padded(tokens, pad_id(model))
     batch, mask = batch.to(model.cfg.device), mask.to(model.cfg.device)
