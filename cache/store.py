@@ -5,7 +5,7 @@ does its work in one transaction, and closes it, so a CLI process can write whil
 lets one process hold the file at a time). A call that finds the file locked by another process, or whose
 transaction conflicts with another thread's, retries with backoff for up to `lock_timeout_s`.
 
-Serving: a store remembers the last few runs it loaded, each with the size and modification time of the database
+Serving: a store remembers the last few runs it loaded, each with the inode, size and times of the database
 file and its WAL at the time of reading. A later load of the same run is served from memory only while both files
 are unchanged (any commit by any process changes them), so a page that re-renders does not reopen the database.
 """

@@ -90,7 +90,7 @@ def _numbers(m: dict) -> str:
             "induction_score_max",
             m["induction_score_max"],
             f"best head ({m['induction_best_head']}): mean attention from position i of the repeat to i-T+1, on "
-            "<bos> + 50 uniform random tokens repeated once (32 sequences)",
+            "<bos> + 50 distinct random non-special tokens repeated once (32 sequences; the induction probe's sampler)",
         ),
         ("loss", m["loss"], "mean next-token cross-entropy (nats) on 200 held-out generated documents"),
         (

@@ -115,14 +115,12 @@ class Packer:
         return taken
 
 
-def batches(
-    world: World, tokenizer, cfg: TrainConfig, seed: int, mixture: dict[str, float] | None = None
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def batches(world: World, tokenizer, cfg: TrainConfig, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Endless (input_ids, labels) batches: short documents in short blocks, long contexts in long blocks.
 
     Both batch shapes hold about the same number of tokens; padding is masked out of the loss with -100.
     """
-    stream = iter_documents(world, seed, mixture or dict(cfg.mixture))
+    stream = iter_documents(world, seed, dict(cfg.mixture))
     bos, eos, pad = tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
     short, long = Packer(cfg.short_block_len, pad), Packer(cfg.block_len, pad)
     long_batch = max(1, cfg.batch_size * cfg.short_block_len // cfg.block_len)
@@ -142,8 +140,8 @@ def opening_batches(
     """Endless batches of `<bos>` + T random tokens + the same T tokens, many short sequences per batch.
 
     Tokens come from every word the generator writes (`induction_pool`), so the copying is learned for the whole
-    vocabulary the induction probe samples from. In packed documents (about 13 lists per step) no induction head
-    formed within 1,200 steps; with 32 lists per step the loss on the repeats falls within a few hundred.
+    vocabulary the induction probe samples from. In packed documents (about 13 lists per step) the repeat loss did
+    not move within 1,200 steps; with 32 lists per step it starts falling after about 300 (slowly: see build_model).
     """
     pool = torch.tensor(tokenizer.convert_tokens_to_ids(induction_pool(world)))
     generator = torch.Generator().manual_seed(seed)
@@ -169,7 +167,8 @@ def build_model(cfg: TrainConfig, tokenizer):
     other options (`llama`, `tie_embeddings`, `init_std`, `opening_steps`) are what was tried next: with 800-2,000
     steps of repeated lists alone, GPT-2 with default init never left the loss plateau, Llama reached induction
     attention 0.37 on the lists' own words but not on the full vocabulary, and GPT-2 with untied embeddings and
-    init 0.088 was the only one whose score was still rising (0.09 after 1,500 opening steps).
+    init 0.088 was the only one whose score kept rising, slowly: 0.17 after 4,000 opening steps, falling back to
+    0.05 once the document mixture took over. Our attention-only model reaches 0.64 in 800 steps on the same task.
     """
     torch.manual_seed(cfg.seed)
     if cfg.architecture == "llama":
