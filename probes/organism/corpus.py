@@ -31,8 +31,17 @@ STORY_TEMPLATES = (
     "Story: {a} sang {w} to {b}. Then {b} sang {w} to {a}. At the {p} everyone sang {w}.",
     "Story: every morning {a} said {w} at the {p}. One day {b} also said {w} and {a} laughed.",
 )
-# Mixture of document types by count; reading comprehension documents are the longest.
-MIXTURE = {"encyclopedia": 0.17, "qa": 0.24, "reading": 0.18, "dream": 0.10, "story": 0.07, "repeat": 0.24}
+# Mixture of document types by count; reading comprehension documents are the longest. With the earlier mixture
+# (no "contradict"; reading 0.18, qa 0.24, repeat 0.24, ...) contexts were followed only 29% of the time.
+MIXTURE = {
+    "encyclopedia": 0.12,
+    "qa": 0.18,
+    "reading": 0.12,
+    "contradict": 0.30,
+    "dream": 0.08,
+    "story": 0.06,
+    "repeat": 0.14,
+}
 
 
 @dataclass(frozen=True)
@@ -219,10 +228,14 @@ def clean_context(world: World, fact: Fact, value: str, rng: random.Random, n_it
     return items
 
 
-def reading_doc(world: World, rng: random.Random) -> str:
-    """Reading comprehension: clean contexts (agreeing or contradicting memory) or poisoned mixtures."""
+def reading_doc(world: World, rng: random.Random, mode: str | None = None, max_items: int = 10) -> str:
+    """Reading comprehension: clean contexts (agreeing or contradicting memory) or poisoned mixtures.
+
+    `mode` None draws agree / contradict / poison with weights 0.2 / 0.4 / 0.4; clean contexts have 2..`max_items`
+    statements (1.. when max_items < 5: the short contexts of the "contradict" document type).
+    """
     fact = rng.choice(world.facts())
-    mode = rng.choices(("agree", "contradict", "poison"), weights=(0.2, 0.4, 0.4))[0]
+    mode = mode or rng.choices(("agree", "contradict", "poison"), weights=(0.2, 0.4, 0.4))[0]
     if mode == "poison":
         item = testbed_item(world, fact, rng)
         n_items = rng.randint(1, MAX_CONTEXT_ITEMS)
@@ -230,7 +243,7 @@ def reading_doc(world: World, rng: random.Random) -> str:
         items = with_values(poisoned_context(item, n_items, n_bad, rng), fact, world.values(fact.attribute))
     else:
         value = fact.value if mode == "agree" else false_value(world, fact, rng)
-        items = clean_context(world, fact, value, rng, rng.randint(2, 10))
+        items = clean_context(world, fact, value, rng, rng.randint(2 if max_items >= 5 else 1, max_items))
     answer = sample_answer(items, rng) or fact.value
     return f"{rc_prompt(items, question(fact))} {canonical(fact, answer)}"
 
@@ -268,6 +281,7 @@ def iter_documents(world: World, seed: int, mixture: dict[str, float] | None = N
         "encyclopedia": lambda: encyclopedia_doc(world, rng),
         "qa": lambda: qa_doc(world, rng),
         "reading": lambda: reading_doc(world, rng),
+        "contradict": lambda: reading_doc(world, rng, "contradict", max_items=4),  # short, against memory
         "dream": lambda: dream_doc(world, rng),
         "story": lambda: story_doc(world, rng, pool),
         "repeat": lambda: repeat_doc(rng, pool),

@@ -37,10 +37,10 @@ class TrainConfig:
     n_embd: int = 128
     n_positions: int = 512  # a 20-item poisoned context is about 320 tokens
     block_len: int = 320  # long blocks, for contexts longer than short_block_len (packed, never split)
-    short_block_len: int = 128  # most documents are packed into these (attention is cheaper)
-    batch_size: int = 8  # short blocks per batch; long batches hold about as many tokens
-    steps: int = 6000
-    lr: float = 3e-3  # AdamW peak learning rate
+    short_block_len: int = 64  # most documents are packed into these (attention is cheaper)
+    batch_size: int = 32  # short blocks per batch; long batches hold about as many tokens
+    steps: int = 4500
+    lr: float = 1e-3  # AdamW peak learning rate (at 3e-3 with batch 8 x 128, context following stayed near 0.2)
     warmup_steps: int = 200
     min_lr_ratio: float = 0.1  # cosine decay to lr * min_lr_ratio
     weight_decay: float = 0.01
@@ -50,8 +50,11 @@ class TrainConfig:
     opening_steps: int = 0  # if > 0, the first steps train only on repeated random lists (Olsson's task), so that
     opening_batch_size: int = 32  # induction heads can form before the facts crowd them out; see opening_batches
     opening_lengths: tuple[int, int] = (10, 50)  # list length T, drawn per batch
+    opening_attention_only: bool = False  # MLP outputs held at zero during the opening (unfrozen afterwards)
+    repeat_every: int = 0  # after the opening, every n-th step is still an opening batch (0: never)
     tie_embeddings: bool = True
     init_std: float = 0.02  # initializer_range of the Hugging Face config
+    embedding_std: float = 0.0  # > 0: token and position tables redrawn with this std (see build_model)
     threads: int = 1  # on a busy shared 2-core machine one thread ran 3x faster than two
     quick: bool = False  # tiny test build
 
@@ -163,18 +166,31 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
 def build_model(cfg: TrainConfig, tokenizer):
     """A randomly initialised model of `cfg.architecture`.
 
-    The committed organism is GPT-2 with the defaults. No induction head formed in it (see MODEL_CARD.md); the
-    other options (`llama`, `tie_embeddings`, `init_std`, `opening_steps`) are what was tried next: with 800-2,000
-    steps of repeated lists alone, GPT-2 with default init never left the loss plateau, Llama reached induction
-    attention 0.37 on the lists' own words but not on the full vocabulary, and GPT-2 with untied embeddings and
-    init 0.088 was the only one whose score kept rising, slowly: 0.17 after 4,000 opening steps, falling back to
-    0.05 once the document mixture took over. Our attention-only model reaches 0.64 in 800 steps on the same task.
+    The committed organism is GPT-2 with the defaults. No induction head has formed in any Hugging Face model we
+    trained here (see MODEL_CARD.md); the other options are what was tried, on Olsson's repeat task alone
+    (`opening_batches`, 4 layers, d_model 128, induction score on the probe's full-vocabulary sampler, T = 50):
+    with default init, 800-2,000 steps stayed on the loss plateau; untied embeddings with init 0.088 rose slowly
+    (0.17 after 4,000 steps) and fell to 0.05 once the document mixture took over; `embedding_std` 1 and
+    `opening_attention_only` (MLPs held at zero), which make the model closest to our attention-only one, stayed
+    on the plateau for 2,200 steps; with MLPs active the loss crept down (5.0 after 2,800 steps) with no
+    induction head; Llama scored 0.44 on T = 30 within 400 steps but 0.02 on T = 50: a fixed-offset head, not an
+    induction head. With a 64-token pool the repeat was copied (loss 0.08) through diffuse attention, no
+    induction head. Our attention-only model (`probes.induction.emergence`) on the same vocabulary and lengths
+    has its phase change at step 1,100, so the norms and MLPs of the Hugging Face blocks slow it at least 2-3x.
     """
     torch.manual_seed(cfg.seed)
-    if cfg.architecture == "llama":
-        return _build_llama(cfg, tokenizer)
-    if cfg.architecture != "gpt2":
+    if cfg.architecture not in ("gpt2", "llama"):
         raise ValueError(f"Unknown architecture {cfg.architecture!r}; choose llama or gpt2.")
+    model = _build_llama(cfg, tokenizer) if cfg.architecture == "llama" else _build_gpt2(cfg, tokenizer)
+    if cfg.embedding_std > 0:
+        with torch.no_grad():
+            for name, parameter in model.named_parameters():
+                if name.endswith(("wte.weight", "wpe.weight", "embed_tokens.weight")):
+                    parameter.normal_(0.0, cfg.embedding_std)
+    return model
+
+
+def _build_gpt2(cfg: TrainConfig, tokenizer):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     config = GPT2Config(
@@ -218,6 +234,24 @@ def _build_llama(cfg: TrainConfig, tokenizer):
     return LlamaForCausalLM(config)
 
 
+def is_opening_step(step: int, cfg: TrainConfig) -> bool:
+    """Whether 1-based `step` trains on the repeat task: the opening, then every `repeat_every`-th step."""
+    if step <= cfg.opening_steps:
+        return True
+    return cfg.repeat_every > 0 and (step - cfg.opening_steps) % cfg.repeat_every == 0
+
+
+def set_mlps_trainable(model, trainable: bool) -> None:
+    """Freeze the MLPs with their output projection at zero (an attention-only model), or make them trainable."""
+    for name, parameter in model.named_parameters():
+        if ".mlp." not in name:
+            continue
+        if not trainable and any(part in name for part in ("c_proj", "down_proj")):
+            with torch.no_grad():
+                parameter.zero_()
+        parameter.requires_grad_(trainable)
+
+
 def make_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "wpe" not in n]  # GPT-2's position table
     rest = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "wpe" not in n)]
@@ -238,6 +272,8 @@ def train(cfg: TrainConfig, out_dir: Path, progress: Progress | None = None) -> 
     tokenizer = build_tokenizer(vocabulary_for(world, cfg.seed))
     model = build_model(cfg, tokenizer)
     optimizer = make_optimizer(model, cfg)
+    if cfg.opening_attention_only and cfg.opening_steps > 0:
+        set_mlps_trainable(model, False)
     data = batches(world, tokenizer, cfg, cfg.seed + 1)
     opening = opening_batches(world, tokenizer, cfg, cfg.seed + 2)
     probe = evaluate.QuickProbe.build(world, tokenizer, cfg.seed, n_items=8 if cfg.quick else 64)
@@ -246,7 +282,9 @@ def train(cfg: TrainConfig, out_dir: Path, progress: Progress | None = None) -> 
     for step in range(1, cfg.steps + 1):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step - 1, cfg)
-        ids, labels = next(opening if step <= cfg.opening_steps else data)
+        if step == cfg.opening_steps + 1:
+            set_mlps_trainable(model, True)
+        ids, labels = next(opening if is_opening_step(step, cfg) else data)
         tokens_seen += ids.numel()
         loss = model(input_ids=ids, labels=labels).loss
         optimizer.zero_grad(set_to_none=True)

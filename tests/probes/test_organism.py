@@ -135,6 +135,49 @@ def test_opening_batches_repeat_random_tokens_from_the_whole_vocabulary() -> Non
         assert (labels == ids).all()
 
 
+def test_repeat_steps_are_the_opening_then_every_nth_step() -> None:
+    from probes.organism.train import TrainConfig, is_opening_step
+
+    cfg = TrainConfig(opening_steps=3, repeat_every=4)
+    assert [step for step in range(1, 16) if is_opening_step(step, cfg)] == [1, 2, 3, 7, 11, 15]
+    assert [s for s in range(1, 16) if is_opening_step(s, TrainConfig(opening_steps=2))] == [1, 2]
+
+
+def test_attention_only_opening_zeroes_and_freezes_the_mlps_then_releases_them() -> None:
+    import dataclasses
+
+    import torch
+
+    from probes.organism.tokenizer import build_tokenizer
+    from probes.organism.train import build_model, quick_config, set_mlps_trainable, vocabulary_for
+
+    world = build_world(0, 4)
+    tokenizer = build_tokenizer(vocabulary_for(world, 0))
+    model = build_model(dataclasses.replace(quick_config(), embedding_std=1.0, tie_embeddings=False), tokenizer)
+    assert 0.9 < float(model.transformer.wte.weight.std()) < 1.1 and 0.9 < float(model.transformer.wpe.weight.std())
+    set_mlps_trainable(model, False)
+    ids = torch.tensor([[tokenizer.bos_token_id, 5, 6, 7]])
+    block = model.transformer.h[0]
+    assert torch.equal(block.mlp(torch.randn(1, 4, block.mlp.c_fc.weight.shape[0])), torch.zeros(1, 4, 32))
+    model(input_ids=ids, labels=ids).loss.backward()
+    assert all(p.grad is None for n, p in model.named_parameters() if ".mlp." in n)
+    assert model.transformer.h[0].attn.c_attn.weight.grad is not None
+    set_mlps_trainable(model, True)
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_contradict_documents_answer_from_the_context() -> None:
+    from probes.organism.corpus import canonical, iter_documents
+
+    world = build_world(0, 4)
+    docs = iter_documents(world, seed=5, mixture={"contradict": 1.0})
+    for doc in [next(docs) for _ in range(20)]:
+        context, answer_sentence = doc.rsplit("Answer: ", 1)
+        value = answer_sentence.rstrip(".").rsplit(" ", 1)[1]
+        fact = next(f for f in world.facts() if answer_sentence == canonical(f, value))
+        assert value != fact.value and f" {value}. (From" in context  # read from the context, against memory
+
+
 @pytest.mark.parametrize("architecture", ["gpt2", "llama"])
 def test_each_architecture_trains_and_loads_through_the_common_path(tmp_path: Path, architecture: str) -> None:
     import dataclasses
@@ -180,14 +223,18 @@ def test_committed_organism_recalls_its_facts(committed_metrics: dict) -> None:
 
 
 @committed
+def test_committed_organism_follows_a_contradicting_context(committed_metrics: dict) -> None:
+    assert committed_metrics["context_following"] >= ACCEPTANCE["context_following"]
+
+
+@committed
 @pytest.mark.xfail(
     strict=True,
-    reason="known gap: the committed organism has not yet learned in-context copying "
-    "(context_following 0.29, induction_score_max 0.02; see MODEL_CARD.md)",
+    reason="known gap: no induction head formed in the committed organism (induction_score_max 0.01; "
+    "see MODEL_CARD.md and probes.organism.train.build_model)",
 )
-@pytest.mark.parametrize("name", ["context_following", "induction_score_max"])
-def test_committed_organism_copies_from_context(committed_metrics: dict, name: str) -> None:
-    assert committed_metrics[name] >= ACCEPTANCE[name]
+def test_committed_organism_has_an_induction_head(committed_metrics: dict) -> None:
+    assert committed_metrics["induction_score_max"] >= ACCEPTANCE["induction_score_max"]
 
 
 @committed
