@@ -142,8 +142,8 @@ One command, `python -m probes organism train` (seed {cfg["seed"]}): build the w
 train with AdamW (peak lr {cfg["lr"]}, betas 0.9/0.98, weight decay {cfg["weight_decay"]}, {cfg["warmup_steps"]}
 warm-up steps, cosine decay to {cfg["min_lr_ratio"]} x peak, gradient clipping 1.0, no dropout), batch
 {cfg["batch_size"]} x {cfg["short_block_len"]} tokens (or as many long blocks as hold about as many tokens),
-{m["steps"]} steps ({m["tokens_seen"]:,} tokens), on
-{cfg["threads"]} CPU thread{"s" if cfg["threads"] != 1 else ""}: {m["train_wall_time_s"] / 60:.1f} minutes wall time on a shared 2-core machine.
+{m["steps"]} steps ({m["tokens_seen"]:,} tokens), on {cfg["threads"]} CPU thread{"s" if cfg["threads"] != 1 else ""}:
+{m["train_wall_time_s"] / 60:.1f} minutes wall time on a shared 2-core machine.
 Deterministic from the seed. Weights are stored in float16 (half the bytes) with `"dtype": "float32"` in
 config.json: they are meant to run in float32 on CPU, and every number above was measured on the stored weights.
 """

@@ -54,7 +54,7 @@ class TrainConfig:
     repeat_every: int = 0  # after the opening, every n-th step is still an opening batch (0: never)
     tie_embeddings: bool = True
     init_std: float = 0.02  # initializer_range of the Hugging Face config
-    embedding_std: float = 0.0  # > 0: token and position tables redrawn with this std (see build_model)
+    embedding_std: float = 0.0  # > 0: token and position tables (tied: the output layer too) redrawn with this std
     threads: int = 1  # on a busy shared 2-core machine one thread ran 3x faster than two
     quick: bool = False  # tiny test build
 
@@ -282,7 +282,7 @@ def train(cfg: TrainConfig, out_dir: Path, progress: Progress | None = None) -> 
     for step in range(1, cfg.steps + 1):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step - 1, cfg)
-        if step == cfg.opening_steps + 1:
+        if cfg.opening_attention_only and step == cfg.opening_steps + 1:
             set_mlps_trainable(model, True)
         ids, labels = next(opening if is_opening_step(step, cfg) else data)
         tokens_seen += ids.numel()
