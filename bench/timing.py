@@ -52,6 +52,14 @@ def peak_extra_mb(work: Callable[[], object]) -> float:
     return max(0.0, (max(peak, _rss_bytes()) - before) / 2**20)
 
 
+def seconds(work: Callable[[], object]) -> float:
+    """Wall time of one `work()` call, waiting for the GPU to finish."""
+    started = time.perf_counter()
+    work()
+    synchronize()
+    return time.perf_counter() - started
+
+
 def interleaved_medians(
     probe: Callable[[], object], baseline: Callable[[], object], repeats: int, warmup: int = 1
 ) -> tuple[float, float]:
@@ -63,11 +71,8 @@ def interleaved_medians(
     synchronize()
     probe_times, baseline_times = [], []
     for _ in range(repeats):
-        for work, times in ((probe, probe_times), (baseline, baseline_times)):
-            started = time.perf_counter()
-            work()
-            synchronize()
-            times.append(time.perf_counter() - started)
+        probe_times.append(seconds(probe))
+        baseline_times.append(seconds(baseline))
     return statistics.median(probe_times), statistics.median(baseline_times)
 
 

@@ -17,13 +17,12 @@ from __future__ import annotations
 import itertools
 import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 from bench import models as bench_models
-from bench.timing import peak_extra_mb, synchronize
+from bench.timing import peak_extra_mb, seconds
 from cache import Payload, ResultStore, RunKey, payload_from
 from probes.induction import scores
 from probes.models import EMBEDDED_MODEL_NAME, model_identity
@@ -45,13 +44,6 @@ def probe_computation(model, model_label: str, quick: bool) -> tuple[dict, Calla
         return payload_from(scores.run(model, cfg), device, dtype)
 
     return config, compute, f"induction scan {config}"
-
-
-def _seconds(work: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    work()
-    synchronize()
-    return time.perf_counter() - started
 
 
 def serve_rows(model, model_label: str, quick: bool) -> list[dict]:
@@ -92,10 +84,10 @@ def serve_rows(model, model_label: str, quick: bool) -> list[dict]:
         serve()  # warm-up (filling the store warmed recompute up)
         recompute_times, serve_times, first_times, key_times = [], [], [], []
         for _ in range(recompute_repeats):  # interleaved, so a change in the machine's load hits both sides
-            recompute_times.append(_seconds(recompute))
-            serve_times += [_seconds(serve) for _ in range(serve_repeats // recompute_repeats)]
-            first_times.append(_seconds(first_serve))
-            key_times.append(_seconds(build_key))
+            recompute_times.append(seconds(recompute))
+            serve_times += [seconds(serve) for _ in range(serve_repeats // recompute_repeats)]
+            first_times.append(seconds(first_serve))
+            key_times.append(seconds(build_key))
         times = (recompute_times, serve_times, first_times, key_times)
         recompute_s, serve_s, first_s, key_s = map(statistics.median, times)
         recompute_mb, serve_mb = peak_extra_mb(recompute), peak_extra_mb(serve)
