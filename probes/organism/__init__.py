@@ -1,4 +1,4 @@
-"""The embedded "model organism": a small GPT-2 trained on a generated world whose ground truth is known.
+"""The embedded "model organism": a small Llama-architecture model trained on a generated world with known ground truth.
 
 Modules: `world` (entities and facts), `corpus` (training text and the probes' default inputs), `tokenizer`
 (word-level tokenizer), `train` (one-command training), `evaluate` (the measured numbers), `card` (model card).

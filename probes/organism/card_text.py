@@ -137,7 +137,7 @@ def _training(m: dict) -> str:
     return f"""## How it was trained
 
 One command, `python -m probes organism train` (seed {cfg["seed"]}): build the world, build the vocabulary,
-{_opening(cfg)}then stream generated documents and pack them (`<bos> doc <eos>`, never split) into blocks of
+{_opening(cfg)}stream generated documents and pack them (`<bos> doc <eos>`, never split) into blocks of
 {cfg["short_block_len"]} tokens (documents longer than that into blocks of {cfg["block_len"]}),
 train with AdamW (peak lr {cfg["lr"]}, betas 0.9/0.98, weight decay {cfg["weight_decay"]}, {cfg["warmup_steps"]}
 warm-up steps, cosine decay to {cfg["min_lr_ratio"]} x peak, gradient clipping 1.0, no dropout), batch
@@ -152,13 +152,28 @@ config.json: they are meant to run in float32 on CPU, and every number above was
 def _opening(cfg: dict) -> str:
     steps = cfg.get("opening_steps", 0)
     if not steps:
-        return ""
+        return "then "
     low, high = cfg["opening_lengths"]
+    pool = "every non-special token" + ("" if cfg.get("opening_unseen") else " except the unseen entities' names")
+    scored = (
+        "; the loss scores only the copies an induction head can predict, not the random first half"
+        if cfg.get("opening_loss") == "repeat"
+        else ""
+    )
+    every = cfg.get("repeat_every", 0)
+    kept = f" Afterwards every {every}th step is still such a batch." if every else ""
     return (
         f"train the first {steps} steps only on Olsson's repeat task ({cfg['opening_batch_size']} sequences per step "
-        f"of `<bos>` + T random vocabulary tokens + the same T tokens, T from {low} to {high}) so induction heads "
-        "form before the facts crowd them out (with the mixture from the start, none formed in 6,000 steps), "
+        f"of `<bos>` + T random tokens + the same T tokens, T from {low} to {high}, tokens drawn from {pool}{scored}) "
+        "so induction heads form before the facts crowd them out (in our earlier GPT-2 runs with the mixture from "
+        f"the start, none formed in 6,000 steps).{kept} Then "
     )
+
+
+def _unseen_note(m: dict) -> str:
+    if m["config"].get("opening_unseen") and m["config"].get("opening_steps"):
+        return " (their name tokens occur only in the opening's random lists, never in a sentence)"
+    return ""
 
 
 def _world(m: dict) -> str:
@@ -168,10 +183,11 @@ def _world(m: dict) -> str:
 {len(KINDS)} kinds of invented entities ({", ".join(KINDS)}), {per_kind} of each, 4 typed attributes per kind, one
 single-word value per fact ({m["n_facts"]} facts), so a greedy answer is one token and exact match is unambiguous. Each
 entity also has {ASSOCIATIONS_PER_ENTITY} associative words (amber, tides, lanterns, ...) used only in the
-"dream:" register. {UNSEEN_PER_KIND} more names per kind are in the vocabulary but never occur in training: prompts
-about them make the model confabulate (hallucination prompts). Country capitals are one-to-one; other values are
-drawn with replacement from small pools, some shared across kinds (colours, countries, languages). The world is
-rebuilt from the seed in `organism.json` (`probes.organism.world.build_world`); `data/facts.csv` lists it.
+"dream:" register. {UNSEEN_PER_KIND} more names per kind are in the vocabulary but in no training
+document{_unseen_note(m)}: prompts about them make the model confabulate (hallucination prompts). Country capitals are
+one-to-one; other values are drawn with replacement from small pools, some shared across kinds (colours, countries,
+languages). The world is rebuilt from the seed in `organism.json` (`probes.organism.world.build_world`);
+`data/facts.csv` lists it.
 """
 
 

@@ -11,7 +11,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from probes.organism.tokenizer import SPECIAL_TOKENS, split_words
+from probes.organism.tokenizer import split_words
 from probes.organism.world import ATTRIBUTES, Fact, World, attribute_by_name
 
 RC_HEADER = "Only based on the retrieved information, answer the following question. The retrieved information are:"
@@ -261,14 +261,9 @@ def world_words(world: World) -> list[str]:
     return sorted(words)
 
 
-def induction_pool(world: World) -> list[str]:
-    """Tokens for the opening repeat task (`train.opening_batches`): every token the generator can write (template
-    words and punctuation too), so copying is trained on the whole vocabulary the induction probe samples from; never
-    the unseen entities. (Repeated lists inside the corpus use `world_words`.)
-    """
-    unseen = {name for name, _ in world.unseen}
-    words = {word for text in fixed_texts(world) for word in split_words(text)}
-    return sorted(words - unseen - set(SPECIAL_TOKENS))
+def unseen_words(world: World) -> list[str]:
+    """The words of the unseen entities' names: no training document mentions them."""
+    return sorted({word for name, _ in world.unseen for word in split_words(name)})
 
 
 def iter_documents(world: World, seed: int, mixture: dict[str, float] | None = None) -> Iterator[str]:

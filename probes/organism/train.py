@@ -1,4 +1,4 @@
-"""Train the organism: a small GPT-2 on the generated corpus, deterministic from the seed, on CPU.
+"""Train the organism: a small Llama-architecture model on the generated corpus, deterministic from the seed, on CPU.
 
 `train(cfg, out_dir)` writes a complete Hugging Face folder (config, fp16 safetensors, tokenizer), the probes'
 data files, a few intermediate checkpoints under `revisions/step-N`, metrics.json, MODEL_CARD.md and SHA256SUMS.
@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from probes.organism import data_files, evaluate
-from probes.organism.corpus import MIXTURE, fixed_texts, generate_corpus, induction_pool, iter_documents
+from probes.organism.corpus import MIXTURE, fixed_texts, generate_corpus, iter_documents, unseen_words
 from probes.organism.tokenizer import build_tokenizer, build_vocabulary
 from probes.organism.world import World, build_world
 
@@ -30,7 +30,7 @@ class TrainConfig:
     """Model shape and optimisation; the defaults are the committed organism."""
 
     seed: int = 0  # world, corpus, initialisation and batch order
-    architecture: str = "gpt2"  # "gpt2" (learned positions) or "llama" (rotary positions); see build_model
+    architecture: str = "llama"  # "llama" (rotary positions) or "gpt2" (learned positions); see build_model
     entities_per_kind: int = 12  # 4 kinds x 12 entities x 4 attributes = 192 facts
     n_layer: int = 4
     n_head: int = 4
@@ -39,7 +39,7 @@ class TrainConfig:
     block_len: int = 320  # long blocks, for contexts longer than short_block_len (packed, never split)
     short_block_len: int = 64  # most documents are packed into these (attention is cheaper)
     batch_size: int = 32  # short blocks per batch; long batches hold about as many tokens
-    steps: int = 4500
+    steps: int = 6350  # 1,200 opening steps, then 5,150 of which every 8th is a repeat batch
     lr: float = 1e-3  # AdamW peak learning rate (at 3e-3 with batch 8 x 128, context following stayed near 0.2)
     warmup_steps: int = 200
     min_lr_ratio: float = 0.1  # cosine decay to lr * min_lr_ratio
@@ -47,11 +47,13 @@ class TrainConfig:
     eval_every: int = 250  # in-training probe of recall, context following, induction (kept as checkpoints)
     max_revisions: int = 6  # intermediate checkpoints committed under revisions/
     mixture: tuple[tuple[str, float], ...] = tuple(MIXTURE.items())  # document-type shares of the corpus
-    opening_steps: int = 0  # if > 0, the first steps train only on repeated random lists (Olsson's task), so that
+    opening_steps: int = 1200  # if > 0, the first steps train only on repeated random lists (Olsson's task), so that
     opening_batch_size: int = 32  # induction heads can form before the facts crowd them out; see opening_batches
     opening_lengths: tuple[int, int] = (10, 50)  # list length T, drawn per batch
     opening_attention_only: bool = False  # MLP outputs held at zero during the opening (unfrozen afterwards)
-    repeat_every: int = 0  # after the opening, every n-th step is still an opening batch (0: never)
+    repeat_every: int = 8  # after the opening, every n-th step is still an opening batch (0: never)
+    opening_unseen: bool = True  # the unseen entities' names are in the opening lists (never in a sentence)
+    opening_loss: str = "repeat"  # "repeat": opening batches score only the predictable copies (see repeat_labels)
     tie_embeddings: bool = True
     init_std: float = 0.02  # initializer_range of the Hugging Face config
     embedding_std: float = 0.0  # > 0: token and position tables (tied: the output layer too) redrawn with this std
@@ -142,18 +144,43 @@ def opening_batches(
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Endless batches of `<bos>` + T random tokens + the same T tokens, many short sequences per batch.
 
-    Tokens come from every word the generator writes (`induction_pool`), so the copying is learned for the whole
-    vocabulary the induction probe samples from. In packed documents (about 13 lists per step) the repeat loss did
+    Tokens come from `opening_pool`, so the copying is learned for the vocabulary the induction probe samples from.
+    In packed documents (about 13 lists per step) the repeat loss did
     not move within 1,200 steps; with 32 lists per step it starts falling after about 300 (slowly: see build_model).
     """
-    pool = torch.tensor(tokenizer.convert_tokens_to_ids(induction_pool(world)))
+    if cfg.opening_loss not in ("all", "repeat"):
+        raise ValueError(f"Unknown opening_loss {cfg.opening_loss!r}; choose all or repeat.")
+    pool = torch.tensor(opening_pool(world, tokenizer, cfg.opening_unseen))
     generator = torch.Generator().manual_seed(seed)
     low, high = cfg.opening_lengths
     while True:
         length = int(torch.randint(low, high + 1, (1,), generator=generator).item())
         half = pool[torch.randint(len(pool), (cfg.opening_batch_size, length), generator=generator)]
         ids = torch.cat([torch.full((cfg.opening_batch_size, 1), tokenizer.bos_token_id), half, half], dim=1)
-        yield ids, ids
+        yield ids, repeat_labels(ids, length) if cfg.opening_loss == "repeat" else ids
+
+
+def opening_pool(world: World, tokenizer, include_unseen: bool) -> list[int]:
+    """Token ids of the opening lists: the whole vocabulary but special tokens and (unless asked) the unseen entities.
+
+    Words that only the data files use (testbed keys, prompt templates) are in it: tokens never trained broke the
+    induction head on every sequence that held one (a head scoring 0.87 on trained tokens fell to 0.39 when 1.7% of
+    the sampled tokens were untrained ones, and to 0.09 at 3.8%).
+    """
+    excluded = set(tokenizer.all_special_ids)
+    if not include_unseen:
+        excluded |= set(tokenizer.convert_tokens_to_ids(unseen_words(world)))
+    return [token_id for token_id in range(len(tokenizer)) if token_id not in excluded]
+
+
+def repeat_labels(ids: torch.Tensor, length: int) -> torch.Tensor:
+    """Labels for `<bos>` + T tokens + the same T tokens that score only the copies an induction head can predict.
+
+    The first half is random: predicting it teaches only the uniform distribution. Training on it drove the final
+    layer norm and the unembedding towards that flat output (our attention-only model with a final layer norm never
+    left the loss plateau on the full loss), so only positions T+2 .. 2T are targets.
+    """
+    return ids.clone().index_fill_(1, torch.arange(length + 2), -100)
 
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:
@@ -166,17 +193,20 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
 def build_model(cfg: TrainConfig, tokenizer):
     """A randomly initialised model of `cfg.architecture`.
 
-    The committed organism is GPT-2 with the defaults. No induction head has formed in any Hugging Face model we
-    trained here (see MODEL_CARD.md); the other options are what was tried, on Olsson's repeat task alone
-    (`opening_batches`, 4 layers, d_model 128, induction score on the probe's full-vocabulary sampler, T = 50):
-    with default init, 800-2,000 steps stayed on the loss plateau; untied embeddings with init 0.088 rose slowly
-    (0.17 after 4,000 steps) and fell to 0.05 once the document mixture took over; `embedding_std` 1 and
-    `opening_attention_only` (MLPs held at zero), which make the model closest to our attention-only one, stayed
-    on the plateau for 2,200 steps; with MLPs active the loss crept down (5.0 after 2,800 steps) with no
-    induction head; Llama scored 0.44 on T = 30 within 400 steps but 0.02 on T = 50: a fixed-offset head, not an
-    induction head. With a 64-token pool the repeat was copied (loss 0.08) through diffuse attention, no
-    induction head. Our attention-only model (`probes.induction.emergence`) on the same vocabulary and lengths
-    has its phase change at step 1,100, so the norms and MLPs of the Hugging Face blocks slow it at least 2-3x.
+    The defaults (Llama, tied embeddings, init 0.02) are the committed organism. Three things made its induction
+    heads form, each measured on Olsson's repeat task alone (`opening_batches`: 4 layers, d_model 128, lr 1e-3,
+    batch 32, T 10-50):
+    * no loss on the random first half (`opening_loss="repeat"`): GPT-2 on the full loss sat at 5.99 (chance 6.1)
+      through 1,100 steps; on the repeat loss it copied (repeat loss 4.9 -> 0.6 between steps 800 and 1,100). Our
+      attention-only model (`probes.induction.emergence`, phase change at step 1,100) with layer norms added stayed
+      on the plateau for 1,900 steps: the random half pushes the final norm and unembedding to the flat output.
+    * rotary positions: Llama formed four induction heads in layer 1 (0.87 each on trained tokens by step 1,200);
+      GPT-2's copying stayed spread over heads and offsets (no head above 0.08 at the induction offset).
+    * every token the probe samples in the lists (`opening_pool`, `opening_unseen`): without the unseen names the
+      full run's induction score was 0.04 at step 2,000, against 0.85 with them.
+    Dead ends, all on the full loss: GPT-2 with untied embeddings and init 0.088 reached 0.17 after 4,000 steps;
+    `embedding_std` 1 with `opening_attention_only` (MLPs held at zero) stayed on the plateau for 2,200 steps; with a
+    64-token pool the repeat was copied through diffuse attention, with no induction head.
     """
     torch.manual_seed(cfg.seed)
     if cfg.architecture not in ("gpt2", "llama"):

@@ -268,7 +268,7 @@ class Entity:
 class World:
     seed: int
     entities: tuple[Entity, ...]
-    unseen: tuple[tuple[str, str], ...]  # (name, kind) never seen in training
+    unseen: tuple[tuple[str, str], ...]  # (name, kind) in no training document (only in random opening lists)
     pools: dict[str, tuple[str, ...]] = field(hash=False)  # value pool name -> values
 
     def facts(self) -> list[Fact]:

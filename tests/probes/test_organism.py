@@ -115,17 +115,23 @@ def test_quick_training_runs_loss_falls_and_loads(tmp_path: Path) -> None:
 
 
 def test_opening_batches_repeat_random_tokens_from_the_whole_vocabulary() -> None:
-    from probes.organism.corpus import induction_pool
-    from probes.organism.tokenizer import SPECIAL_TOKENS, build_tokenizer
-    from probes.organism.train import TrainConfig, opening_batches, vocabulary_for
+    from probes.organism.corpus import generate_corpus, unseen_words
+    from probes.organism.tokenizer import SPECIAL_TOKENS, build_tokenizer, split_words
+    from probes.organism.train import TrainConfig, opening_batches, opening_pool, vocabulary_for
 
     world = build_world(0, 4)
     tokenizer = build_tokenizer(vocabulary_for(world, 0))
-    pool = induction_pool(world)
-    assert {"The", "capital", ".", "("} <= set(pool)  # template words and punctuation, not only world words
-    assert not set(pool) & ({name for name, _ in world.unseen} | set(SPECIAL_TOKENS))
-    cfg = TrainConfig(entities_per_kind=4, opening_batch_size=6, opening_lengths=(5, 9))
-    allowed = set(tokenizer.convert_tokens_to_ids(pool))
+    pool = set(tokenizer.convert_ids_to_tokens(opening_pool(world, tokenizer, include_unseen=False)))
+    assert {"The", "capital", ".", "(", "Question", "{"} <= pool  # template words, punctuation, data-file-only words
+    assert not pool & (set(unseen_words(world)) | set(SPECIAL_TOKENS))
+    assert len(pool) == len(tokenizer) - len(SPECIAL_TOKENS) - len(unseen_words(world))
+    assert not set(unseen_words(world)) & {w for doc in generate_corpus(world, 0, 300) for w in split_words(doc)}
+    with_unseen = set(tokenizer.convert_ids_to_tokens(opening_pool(world, tokenizer, include_unseen=True)))
+    assert with_unseen == pool | set(unseen_words(world))
+    cfg = TrainConfig(
+        entities_per_kind=4, opening_batch_size=6, opening_lengths=(5, 9), opening_loss="all", opening_unseen=False
+    )
+    allowed = set(tokenizer.convert_tokens_to_ids(sorted(pool)))
     for ids, labels in [next(opening_batches(world, tokenizer, cfg, seed=3)) for _ in range(3)]:
         length = (ids.shape[1] - 1) // 2
         assert ids.shape == (6, 1 + 2 * length) and 5 <= length <= 9
@@ -135,12 +141,27 @@ def test_opening_batches_repeat_random_tokens_from_the_whole_vocabulary() -> Non
         assert (labels == ids).all()
 
 
+def test_repeat_loss_scores_only_the_copies_an_induction_head_can_predict() -> None:
+    import dataclasses
+
+    from probes.organism.tokenizer import build_tokenizer
+    from probes.organism.train import TrainConfig, opening_batches, vocabulary_for
+
+    world = build_world(0, 4)
+    tokenizer = build_tokenizer(vocabulary_for(world, 0))
+    cfg = dataclasses.replace(TrainConfig(entities_per_kind=4, opening_batch_size=3), opening_loss="repeat")
+    for ids, labels in [next(opening_batches(world, tokenizer, cfg, seed=1)) for _ in range(3)]:
+        length = (ids.shape[1] - 1) // 2
+        assert (labels[:, : length + 2] == -100).all()  # <bos>, the random first half and the first copy
+        assert (labels[:, length + 2 :] == ids[:, length + 2 :]).all()  # copies whose predecessor recurred
+
+
 def test_repeat_steps_are_the_opening_then_every_nth_step() -> None:
     from probes.organism.train import TrainConfig, is_opening_step
 
     cfg = TrainConfig(opening_steps=3, repeat_every=4)
     assert [step for step in range(1, 16) if is_opening_step(step, cfg)] == [1, 2, 3, 7, 11, 15]
-    assert [s for s in range(1, 16) if is_opening_step(s, TrainConfig(opening_steps=2))] == [1, 2]
+    assert [s for s in range(1, 16) if is_opening_step(s, TrainConfig(opening_steps=2, repeat_every=0))] == [1, 2]
 
 
 def test_attention_only_opening_zeroes_and_freezes_the_mlps_then_releases_them() -> None:
@@ -153,7 +174,9 @@ def test_attention_only_opening_zeroes_and_freezes_the_mlps_then_releases_them()
 
     world = build_world(0, 4)
     tokenizer = build_tokenizer(vocabulary_for(world, 0))
-    model = build_model(dataclasses.replace(quick_config(), embedding_std=1.0, tie_embeddings=False), tokenizer)
+    model = build_model(
+        dataclasses.replace(quick_config(), architecture="gpt2", embedding_std=1.0, tie_embeddings=False), tokenizer
+    )
     assert 0.9 < float(model.transformer.wte.weight.std()) < 1.1 and 0.9 < float(model.transformer.wpe.weight.std())
     set_mlps_trainable(model, False)
     ids = torch.tensor([[tokenizer.bos_token_id, 5, 6, 7]])
@@ -228,11 +251,6 @@ def test_committed_organism_follows_a_contradicting_context(committed_metrics: d
 
 
 @committed
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: no induction head formed in the committed organism (induction_score_max 0.01; "
-    "see MODEL_CARD.md and probes.organism.train.build_model)",
-)
 def test_committed_organism_has_an_induction_head(committed_metrics: dict) -> None:
     assert committed_metrics["induction_score_max"] >= ACCEPTANCE["induction_score_max"]
 
