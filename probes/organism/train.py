@@ -176,10 +176,8 @@ def opening_pool(world: World, tokenizer, include_unseen: bool) -> list[int]:
 def repeat_labels(ids: torch.Tensor, length: int) -> torch.Tensor:
     """Labels for `<bos>` + T tokens + the same T tokens that score only the copies an induction head can predict.
 
-    The first half is random: predicting it teaches only the flat output distribution, which (our reading) holds the
-    final norm and the unembedding on the plateau; on the full loss GPT-2 stayed there for 1,100 steps and our
-    attention-only model with layer norms added for 1,900 (without norms it left at step 1,100). So only positions
-    T+2 .. 2T are targets.
+    The random first half teaches only the flat output distribution and kept the models on the loss plateau (numbers
+    in `build_model`), so only positions T+2 .. 2T are targets.
     """
     return ids.clone().index_fill_(1, torch.arange(length + 2), -100)
 
@@ -200,7 +198,8 @@ def build_model(cfg: TrainConfig, tokenizer):
     * no loss on the random first half (`opening_loss="repeat"`): GPT-2 on the full loss sat at 5.99 (chance 6.1)
       through 1,100 steps; on the repeat loss it copied (repeat loss 4.9 -> 0.6 between steps 800 and 1,100). Our
       attention-only model (`probes.induction.emergence`, phase change at step 1,100) with layer norms added stayed
-      on the plateau for 1,900 steps: the random half pushes the final norm and unembedding to the flat output.
+      on the plateau for 1,900 steps (our reading: the random half pushes the final norm and unembedding towards
+      the flat output).
     * rotary positions: Llama formed four induction heads in layer 1 (0.87 each on trained tokens by step 1,200);
       GPT-2's copying stayed spread over heads and offsets (no head above 0.08 at the induction offset).
     * every token the probe samples in the lists (`opening_pool`, `opening_unseen`): without the unseen names the
