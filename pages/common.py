@@ -11,7 +11,15 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from cache import ResultStore, RunKey, StoredRun, StoreError, payload_from
 from cache.store import DB_PATH_ENV
-from probes.models import EMBEDDED_MODEL_NAME, ModelLoadError, ModelSpec, describe, load_model, model_identity
+from probes.models import (
+    EMBEDDED_MODEL_NAME,
+    ModelLoadError,
+    ModelSpec,
+    describe,
+    exclusive,
+    load_model,
+    model_identity,
+)
 
 SPEC_STATE_KEY = "model_spec"
 USER_ERRORS = (ModelLoadError, StoreError, ValueError, MemoryError)
@@ -97,14 +105,17 @@ def cached_run(
         model = get_model(spec)
         placement = describe(spec)
         progress, bar = progress_bar(label)
-        run = store.get_or_compute(
-            key, lambda: payload_from(compute(model, progress), placement["device"], placement["dtype"])
-        )
+        run = store.get_or_compute(key, lambda: _exclusive_payload(model, compute, progress, placement))
         bar.empty()
         return run
     except USER_ERRORS as error:
         show_error(error)
         return None
+
+
+def _exclusive_payload(model, compute, progress, placement: dict):
+    with exclusive(model):  # another session's hooks never meet this run's forward passes
+        return payload_from(compute(model, progress), placement["device"], placement["dtype"])
 
 
 def cached_lookup(probe: str, version: str, config: object, input_digest: str | None = None) -> StoredRun | None:

@@ -14,6 +14,8 @@ import json
 import os
 import re
 import socket
+import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -269,6 +271,26 @@ def load_model(spec: ModelSpec):
         raise ModelLoadError(_explain_hub_error(spec, error)) from None
     bridge.eval()
     return bridge
+
+
+_MODEL_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_MODEL_LOCKS_GUARD = threading.Lock()
+
+
+def exclusive(model) -> threading.RLock:
+    """The lock a probe holds on a loaded model while it runs forward passes or has hooks attached.
+
+    The dashboard shares one loaded model between all browser sessions. Hooks live on the model's modules, so a
+    forward pass in another thread would run through them (a steering hook would steer another session's scan, a
+    caching hook would record it). Every probe run on a shared model holds this lock, so its hooks are seen by its
+    own forward passes only; two sessions on one model take turns. Re-entrant: a probe that takes it inside a run
+    that already holds it does not block itself.
+    """
+    with _MODEL_LOCKS_GUARD:
+        lock = _MODEL_LOCKS.get(model)
+        if lock is None:
+            lock = _MODEL_LOCKS[model] = threading.RLock()
+        return lock
 
 
 def embedded_model_dir() -> Path:

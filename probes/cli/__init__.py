@@ -19,7 +19,15 @@ import time
 from collections.abc import Callable, Iterator
 
 from cache import ResultStore, RunKey, StoredRun, StoreError, payload_from
-from probes.models import EMBEDDED_MODEL_NAME, ModelLoadError, ModelSpec, describe, load_model, model_identity
+from probes.models import (
+    EMBEDDED_MODEL_NAME,
+    ModelLoadError,
+    ModelSpec,
+    describe,
+    exclusive,
+    load_model,
+    model_identity,
+)
 
 
 class UserError(RuntimeError):
@@ -102,7 +110,8 @@ def run_probe(
     progress, close = tqdm_progress(probe)
     started = time.perf_counter()
     try:
-        result = compute(model, progress)
+        with exclusive(model):
+            result = compute(model, progress)
     finally:
         close()
     payload = payload_from(result, placement["device"], placement["dtype"])

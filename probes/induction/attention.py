@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from probes.models import exclusive
+
 NAME = "induction-attention"
 VERSION = "1"
 
@@ -90,7 +92,7 @@ def run(model, cfg: TextAttentionConfig, progress: Progress | None = None) -> Te
         raise ValueError(f"Head L{cfg.layer}H{cfg.head} does not exist in this model.")
     tokens = tokenize(model, cfg.text, cfg.prepend_bos, cfg.max_tokens)  # (1, pos)
     hook = f"blocks.{cfg.layer}.attn.hook_pattern"
-    with torch.no_grad():
+    with torch.no_grad(), exclusive(model):
         _, cache = model.run_with_cache(tokens.to(model.cfg.device), names_filter=lambda name: name == hook)
     pattern = cache[hook][0, cfg.head].float().cpu().numpy()  # (pos, pos)
     strings = [model.tokenizer.convert_ids_to_tokens(int(i)) for i in tokens[0]]

@@ -41,6 +41,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from probes.models import exclusive
+
 NAME = "induction"
 VERSION = "1"
 SCORE_NAMES = ("induction", "previous_token", "duplicate_token", "copying")
@@ -259,7 +261,7 @@ def copying_scores(model) -> np.ndarray:
 def scan_tokens(model, tokens: torch.Tensor, seq_len: int, offset: int, copying: bool = True) -> ScanResult:
     """Scores from one batched forward pass over prepared repeated tokens (batch, b + 2T)."""
     device = getattr(model.cfg, "device", None) or "cpu"
-    with torch.no_grad():
+    with torch.no_grad(), exclusive(model):
         logits, cache = model.run_with_cache(
             tokens.to(device), names_filter=lambda name: name.endswith(PATTERN_HOOK_SUFFIX)
         )

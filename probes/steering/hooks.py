@@ -10,7 +10,8 @@ each direction u = strength * v_l (general vector, optionally plus a task vector
 Steered positions: the last `n_prompt_positions` prompt tokens and every token after the prompt (generated
 tokens, or answer tokens when scoring by teacher forcing). A forward that sees fewer positions than the prompt
 is a KV-cached generation step, whose positions are all generated tokens, so all of them are steered.
-Hooks live only inside `steering(...)`, which removes them on exit, also when the body raises.
+Hooks live only inside `steering(...)`, which removes them on exit, also when the body raises, and which holds
+the model's `exclusive` lock meanwhile, so no other thread's forward pass runs through them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import contextlib
 from collections.abc import Iterator
 
 import torch
+
+from probes.models import exclusive
 
 ADAPTIVE_SHARPNESS = 100.0  # FlexAC's constant inside the sigmoid
 NORM_EPS = 1e-8
@@ -131,7 +134,7 @@ def steering(
         if any(bool(d.abs().sum() > 0) for d in directions)
     }
     fwd_hooks = [(resid_hook_name(layer), hook) for layer, hook in hooks.items()]
-    with model.hooks(fwd_hooks=fwd_hooks):
+    with exclusive(model), model.hooks(fwd_hooks=fwd_hooks):
         yield hooks
 
 

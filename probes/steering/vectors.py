@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from probes.models import exclusive
 from probes.steering.hooks import resid_hook_name
 from probes.steering.prompts import PromptSets
 
@@ -125,7 +126,7 @@ def _capture_last_token(model, batch: torch.Tensor, lengths: torch.Tensor) -> di
         return capture
 
     hooks = [(resid_hook_name(layer), capture_at(layer)) for layer in range(model.cfg.n_layers)]
-    with model.hooks(fwd_hooks=hooks):
+    with exclusive(model), model.hooks(fwd_hooks=hooks):
         model(batch.to(model.cfg.device), return_type=None)
     return captured
 
