@@ -293,6 +293,21 @@ def exclusive(model) -> threading.RLock:
         return lock
 
 
+def load_tokenizer(spec: ModelSpec):
+    """The model's tokenizer alone (no weights), for checks that run before or without a model load."""
+    from transformers import AutoTokenizer
+
+    folder = local_folder(spec)
+    try:
+        return AutoTokenizer.from_pretrained(
+            str(folder) if folder is not None else spec.name,
+            revision=None if folder is not None else spec.revision,
+            trust_remote_code=spec.trust_remote_code,
+        )
+    except Exception as error:  # transformers raises many types for the same user mistakes
+        raise ModelLoadError(_explain_hub_error(spec, error)) from None
+
+
 def embedded_model_dir() -> Path:
     """The trained organism's folder; until it exists, a tiny untrained stand-in created on first use."""
     if (EMBEDDED_MODEL_DIR / "config.json").is_file():

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from cache import digest_json
-from probes.cli import UserError, add_model_args, add_output_args, run_probe
+from probes import coverage
+from probes.cli import UserError, add_model_args, add_output_args, run_probe, spec_from_args
+from probes.models import ModelSpec, load_tokenizer
 from probes.poisoned import (
     EXPLORE_NAME,
     EXPLORE_VERSION,
@@ -38,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     validate = commands.add_parser("validate", help="check a testbed file: items, categories, skipped rows")
     validate.add_argument("--testbed", required=True, help="testbed file (.json public schema, .jsonl or .csv)")
+    validate.add_argument("--model", default=None, help="also report how much of the testbed this model can read")
+    validate.add_argument("--revision", default=None, help="revision of --model")
+    validate.add_argument("--trust-remote-code", action="store_true", help="allow code from the model's repository")
     add_output_args(validate)
     validate.set_defaults(handler=validate_testbed)
 
@@ -92,7 +98,29 @@ def read_testbed(path: str | None) -> Testbed:
 
 
 def validate_testbed(args: argparse.Namespace) -> dict:
-    return read_testbed(args.testbed).report()
+    testbed = read_testbed(args.testbed)
+    report = testbed.report()
+    if args.model is None:
+        return report
+    spec = ModelSpec(name=args.model, revision=args.revision, trust_remote_code=args.trust_remote_code)
+    return {**report, **testbed_coverage(spec, testbed)}
+
+
+def testbed_coverage(spec: ModelSpec, testbed: Testbed) -> dict:
+    """`coverage` (share of the testbed's words the tokenizer knows) and `warnings`, each also printed on stderr."""
+    found = coverage.measure(load_tokenizer(spec), testbed_texts(testbed))
+    warnings = found.warnings("this testbed")
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return {**found.as_dict(), "warnings": warnings}
+
+
+def testbed_texts(testbed: Testbed) -> list[str]:
+    return [
+        text
+        for item in testbed.items
+        for text in (item.question, item.reference, item.claim, *item.appropriate, *item.inappropriate)
+    ]
 
 
 def curve_config(args: argparse.Namespace) -> CurveConfig:
@@ -128,6 +156,7 @@ def curve_command(args: argparse.Namespace) -> dict:
         "run_id": stored.run_id,
         "cached": stored.cached,
         "testbed": {"file": testbed.source, "items": len(testbed.items), "skipped": len(testbed.skipped)},
+        **testbed_coverage(spec_from_args(args), testbed),
     }
 
 
