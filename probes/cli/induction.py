@@ -122,8 +122,9 @@ def train_command(args: argparse.Namespace) -> dict:
         run = store.put(key, payload_from(result, "cpu", "float32"), duration_s=time.perf_counter() - started)
     summary = run.summary
     return {"task": summary["task"], "phase_change_step": summary["phase_change_step"],
-            "phase_metric": summary["phase_metric"], "history": summary["history"], "run_id": run.run_id,
-            "cached": run.cached, "train_seconds": summary["train_seconds"]}  # fmt: skip
+            "phase_metric": summary["phase_metric"], "phase_threshold": summary["phase_threshold"],
+            "final": summary["final"], "history": summary["history"], "run_id": run.run_id, "cached": run.cached,
+            "train_seconds": summary["train_seconds"]}  # fmt: skip
 
 
 def sweep_command(args: argparse.Namespace) -> dict:

@@ -51,8 +51,17 @@ def test_scan_shows_heatmaps_table_loss_curve_and_text_attention(tiny_model_dir,
     assert any(t.endswith(f"H{(int(top['head'][0]) + 1) % 4} on your text") for t in chart_titles(at))
 
 
-def test_start_training_draws_the_chart_and_caches_the_history(tiny_model_dir, store_path):
-    state = {"induction_steps_repeat": 60, "induction_record_repeat": 20, "induction_seq_len": 6, "induction_n_seqs": 1}
+def emergence_spec(at: AppTest) -> dict:
+    import json
+
+    specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    return next(spec for spec in specs if spec["layout"]["title"]["text"] == "Emergence: training curves (live)")
+
+
+def test_start_training_draws_the_chart_marks_the_phase_change_and_caches_the_history(tiny_model_dir, store_path):
+    # seed 2 with the default model and data: its phase change comes before step 750 (about 10 s of training)
+    state = {"induction_steps_repeat": 750, "induction_record_repeat": 50, "induction_train_seed_repeat": 2,
+             "induction_seq_len": 6, "induction_n_seqs": 1}  # fmt: skip
     at = open_page(tiny_model_dir, **state)
     assert "Emergence: training curves (live)" not in chart_titles(at)
     at.button(key="induction_start_training").click().run()
@@ -61,6 +70,16 @@ def test_start_training_draws_the_chart_and_caches_the_history(tiny_model_dir, s
     assert not any("has not been trained yet" in caption.value for caption in at.caption)
     history = [frame.value for frame in at.dataframe]
     assert any(len(frame) == 2 * 4 for frame in history)  # final per-head scores of the 2 x 4 model
+    spec = emergence_spec(at)
+    names = {trace.get("name") for trace in spec["data"]}
+    assert {"top-head induction score", "best-layer total induction", "loss ratio"} <= names
+    texts = [annotation["text"] for annotation in spec["layout"]["annotations"]]
+    assert any(text.startswith("Induction attention: top head vs best layer") for text in texts)
+    phase = next(int(text.split("step ")[1].rstrip(")")) for text in texts if text.startswith("phase change"))
+    assert 0 < phase <= 750
+    vertical = [shape for shape in spec["layout"]["shapes"] if shape.get("x0") == shape.get("x1") == phase]
+    assert len(vertical) == 3  # the marker crosses all three panels
+    assert at.metric[-4].value == str(phase) and float(at.metric[-2].value) >= 0.6
     again = open_page(tiny_model_dir, **state)  # a fresh session finds the run in the store, no button needed
     assert "Emergence: training curves (live)" in chart_titles(again)
     assert any("served from the cache" in caption.value for caption in again.caption)

@@ -45,7 +45,11 @@ def test_train_repeat_prints_history_and_phase_change(capsys, store_path):
     out = run_json(capsys, ["induction", "train", "--task", "repeat", "--steps", "40", "--record-every", "20",
                             "--seq-len", "6", "--vocab-size", "16"])  # fmt: skip
     assert [record["step"] for record in out["history"]] == [0, 20, 40]
-    assert {"loss", "induction_score", "previous_token_score"} <= set(out["history"][0])
+    new_fields = {"loss_ratio", "layer_induction_total", "best_layer"}
+    assert {"loss", "first_half_loss", "induction_score", "previous_token_score"} | new_fields <= set(out["history"][0])
+    assert out["final"] == out["history"][-1]
+    assert out["final"]["loss_ratio"] == pytest.approx(out["final"]["loss"] / out["final"]["first_half_loss"])
+    assert out["phase_metric"] == "layer_induction_total" and out["phase_threshold"] == 0.6
     assert out["phase_change_step"] is None or isinstance(out["phase_change_step"], int)
 
 

@@ -93,7 +93,39 @@ def test_short_repeat_run_records_every_interval_and_stores_weights():
     weights = load(result.files()["model.safetensors"])
     assert weights["blocks.1.attn.W_Q"].shape == (4, 64, 16)
     assert set(result.final_heads.columns) >= {"layer", "head", "induction", "previous_token"}
-    assert result.summary()["phase_metric"] == "induction_score"
+    assert result.summary()["phase_metric"] == "layer_induction_total"
+
+
+def test_repeat_records_carry_the_loss_ratio_and_the_best_layer_total():
+    cfg = emergence.TrainConfig(steps=20, record_every=10, seq_len=6, vocab_size=16, eval_seqs=8, batch_size=8)
+    result = emergence.train(cfg)
+    for record in result.history:
+        assert record["loss_ratio"] == pytest.approx(record["loss"] / record["first_half_loss"])
+        assert record["best_layer"] in (0, 1)
+        assert record["layer_induction_total"] >= record["induction_score"] - 1e-6  # a sum of non-negative scores
+    per_layer = result.final_heads.groupby("layer")["induction"].sum()  # the final model, the same eval batch
+    assert result.history[-1]["layer_induction_total"] == pytest.approx(per_layer.max(), abs=1e-6)
+    assert result.history[-1]["best_layer"] == int(per_layer.idxmax())
+
+
+def test_best_layer_total_sums_heads_so_split_copying_counts():
+    induction = np.array([[0.50, 0.02, 0.01, 0.03], [0.40, 0.38, 0.41, 0.05]])  # top head in layer 0, split in 1
+    layer, total = emergence.best_layer_total(induction)
+    assert layer == 1 and total == pytest.approx(1.24)
+
+
+def split_head_history() -> list[dict]:
+    """Copying split evenly over four heads: the top head ends at 0.25, the layer total jumps to 1.0 at step 1000."""
+    steps = range(0, 2001, 50)
+    rise = [1 / (1 + np.exp(-(step - 1000) / 40)) for step in steps]
+    return [{"step": step, "induction_score": 0.02 + 0.23 * r, "layer_induction_total": 0.09 + 0.91 * r}
+            for step, r in zip(steps, rise, strict=True)]  # fmt: skip
+
+
+def test_phase_change_is_found_on_the_layer_total_when_the_top_head_stays_low():
+    result = emergence.EmergenceResult(emergence.TrainConfig(), split_head_history(), None, b"", 0.0)
+    assert max(record["induction_score"] for record in result.history) < emergence.PHASE_THRESHOLDS["repeat"]
+    assert result.phase_change_step in (1000, 1050)
 
 
 def test_repeat_training_is_deterministic_per_seed():
