@@ -31,7 +31,8 @@ from probes.steering import (
 )
 from probes.steering.metrics import derived_vocabulary
 from probes.steering.prompts import MAX_PROMPT_FILE_BYTES, ORGANISM_ASSOCIATIVE_SETS, default_data_dir, parse_lines
-from probes.steering.vectors import METADATA_NAME, SAFETENSORS_NAME
+from probes.steering.sweep import input_coverage
+from probes.steering.vectors import METADATA_NAME, SAFETENSORS_NAME, STRENGTH_UNITS
 from probes.uploads import decode_upload
 
 DEFAULTS, PASTE = "Embedded organism defaults", "Paste or upload"
@@ -42,7 +43,17 @@ ASSOCIATIVE_SET_LABELS = {
     "hallucination": "hallucination-inducing: 'fact:' prompts about entities the model never saw",
     "dream+hallucination": "both",
 }
-COLOURS = {"faithfulness": "#1f77b4", "creativity": "#ff7f0e", "distinct_2": "#7f7f7f"}
+COLOURS = {"faithfulness": "#1f77b4", "answer_prob": "#1f77b4", "creativity": "#ff7f0e", "distinct_2": "#7f7f7f"}
+UNIT_LABELS = {
+    "centroid": "centroid: +2 carries faithful outputs to the associative centroid",
+    "residual": "residual: a multiple of the mean residual norm per layer",
+    "raw": "raw: FlexAC's mean difference",
+}
+AXIS_UNITS = {
+    "centroid": "2 = faithful output moved one centroid distance toward associative",
+    "residual": "1 = each layer's vector at the chosen × mean residual norm",
+    "raw": "1 = the raw mean difference",
+}
 
 st.title("Associative steering (FlexAC)")
 about_box(
@@ -55,10 +66,19 @@ about_box(
     "Text-only causal LMs instead of multimodal ones. Faithfulness is teacher-forced exact match on known facts "
     "(not CHAIR); creativity is the share of associative-register words in greedy continuations (novelty vs the "
     "prompt when no vocabulary is known), not Creation-MMBench. The task vector is mean(task samples) − "
-    "mean(faithful prompts) (our choice). Steered: the last 4 prompt tokens and every generated token. Defaults "
+    "mean(faithful prompts) (our choice). Steered: the last 4 prompt tokens and every generated token. Default "
     "measured on the organism: all crosswise pairs instead of the top 50 (the top 50 are content-mismatched "
-    "outliers and break the faithful side), and each layer's vector rescaled to 0.3 × the mean residual norm so "
-    "that strength 1 means the same push on any model (0 in 'Strength unit' restores the raw scale).",
+    "outliers and break the faithful side). **Strength unit** (our addition; FlexAC uses the raw mean difference): "
+    "strength **+2 carries the faithful prompts' output residual** (last layer, last prompt token) **one centroid "
+    "distance toward the associative set**, on average, along the line between the two sets' output centroids; "
+    "strength s applies s/2 of that vector. The factor is measured with the steering hooks on, so it includes "
+    "FlexAC's rescaling of h′ to ‖h‖, and it is defined by the prompt sets, not by ‖h‖, so it means the same on any "
+    "model. On the organism +1 moves the outputs 46% of the way. Measured there at −2/−1/0/+1/+2: fact accuracy "
+    "0.98/1.00/1.00/0.94/0.02 and the matched-norm random vector ≥ 0.94 everywhere; the previous unit "
+    "(0.3 × mean residual norm per layer) fell off a cliff between 0 and +1 (1.00 → 0.08), and one centroid "
+    "distance per unit overshot (−2 → 0.61, random +2 → 0.22). Exact match is a threshold metric: most facts "
+    "survive until the output crosses the midpoint, then fail together, so the answer probability (dotted) shows "
+    "the gradient better. 'residual' and 'raw' units stay selectable.",
 )
 
 try:
@@ -172,10 +192,23 @@ def per_layer_figure(table, layers: list[int]) -> go.Figure:
     return figure
 
 
-def sweep_figure(rows, collapse: dict, metric: str) -> go.Figure:
+def unit_caption(metadata: dict) -> str:
+    """What strength 1 and 2 measurably do with this vector (from its metadata)."""
+    shift = metadata.get("output_shift")
+    if not shift:
+        return "This vector carries no strength-unit measurement (saved before the unit was recorded)."
+    return (
+        f"Strength unit: {UNIT_LABELS.get(metadata.get('unit'), metadata.get('unit'))}. Measured on this model: "
+        f"strength +1 moves the faithful prompts' output residual {shift['1.0']:.0%} and +2 {shift['2.0']:.0%} of "
+        "the distance between the two sets' output centroids."
+    )
+
+
+def sweep_figure(rows, collapse: dict, metric: str, unit: str) -> go.Figure:
     figure = go.Figure()
     names = {
         "faithfulness": "faithfulness (fact accuracy)",
+        "answer_prob": "answer probability",
         "creativity": f"creativity ({metric})",
         "distinct_2": "distinct-2",
     }
@@ -183,12 +216,14 @@ def sweep_figure(rows, collapse: dict, metric: str) -> go.Figure:
         part = rows[rows["direction"] == direction].sort_values("strength")
         label = "FlexAC" if direction == "flexac" else "random (matched norm)"
         for column, title in names.items():
+            if column == "answer_prob" and direction == "random":
+                continue  # the random vector's faithfulness line already shows it is harmless
             figure.add_scatter(
                 x=part["strength"],
                 y=part[column],
                 mode="lines+markers",
                 name=f"{title} · {label}",
-                line={"color": COLOURS[column], "dash": dash},
+                line={"color": COLOURS[column], "dash": "dot" if column == "answer_prob" else dash},
             )
     for side in ("positive", "negative"):
         strength = collapse.get("flexac", {}).get(side)
@@ -202,7 +237,7 @@ def sweep_figure(rows, collapse: dict, metric: str) -> go.Figure:
             )
     figure.update_layout(
         title="Dose-response: faithfulness and creativity vs steering strength (dashed: random vector)",
-        xaxis_title="Steering strength (multiple of the vector; negative = faithful, positive = associative)",
+        xaxis_title=f"Steering strength ({AXIS_UNITS.get(unit, 'multiple of the vector')}; negative = faithful)",
         yaxis_title="Metric value (share, 0-1)",
         yaxis_range=[-0.02, 1.02],
         height=460,
@@ -244,19 +279,25 @@ if not layers:
     st.warning("Choose at least one steering layer.")
     st.stop()
 sets = sets.with_target_samples(targets)
-unit = unit_column.number_input(
-    "Strength unit (× residual norm, 0 = raw)",
-    min_value=0.0,
-    max_value=10.0,
-    value=0.3,
-    step=0.05,
+unit = unit_column.selectbox(
+    "Strength unit",
+    list(STRENGTH_UNITS),
+    format_func=UNIT_LABELS.get,
     key="steering_unit",
-    help="Each layer's vector is rescaled to this multiple of the mean residual norm, so strength 1 is the same "
-    "push on every model. 0 keeps FlexAC's raw mean-difference scale.",
+    help="centroid: the vector is calibrated on this model so that +2 moves the faithful prompts' output residual "
+    "one centroid distance toward the associative set (the same meaning on every model). residual: each layer's "
+    "vector is a multiple of its mean residual norm. raw: FlexAC's mean difference.",
 )
+relative_norm = VectorConfig.relative_norm
+if unit == "residual":
+    relative_norm = unit_column.number_input(
+        "× mean residual norm", 0.01, 10.0, VectorConfig.relative_norm, 0.05, key="steering_relative_norm"
+    )
 vector_cfg = VectorConfig(
-    layers=tuple(sorted(layers)), top_n_pairs=int(n_pairs), pairing=pairing, relative_norm=float(unit) or None
+    layers=tuple(sorted(layers)), top_n_pairs=int(n_pairs), pairing=pairing, unit=unit, relative_norm=relative_norm
 )
+for warning in input_coverage(model.tokenizer, sets).warnings("the prompt sets' text"):
+    st.warning(warning, icon="⚠️")
 model_label = current_spec().name
 vector_run = None
 if loaded is None:
@@ -274,6 +315,7 @@ if loaded is None:
     st.plotly_chart(
         per_layer_figure(vector_run.tables["per_layer"], layers), width="stretch", key="steering_layers_fig"
     )
+    st.caption(unit_caption(vectors.metadata))
     run_caption(vector_run)
 else:
     vectors = SteeringVectors(loaded.general, tuple(sorted(layers)), loaded.task, loaded.metadata)
@@ -383,8 +425,19 @@ sweep_run = cached_run(
 )
 if sweep_run is not None:
     summary = sweep_run.summary
+    if summary.get("warnings"):
+        st.warning(
+            f"Only {summary['coverage']:.0%} of the prompt sets' words are known to this model's tokenizer (see the "
+            "warning above): this sweep mostly measures the unknown token.",
+            icon="⚠️",
+        )
     st.plotly_chart(
-        sweep_figure(sweep_run.tables["sweep"], summary["collapse"], summary["creativity_metric"]),
+        sweep_figure(
+            sweep_run.tables["sweep"],
+            summary["collapse"],
+            summary["creativity_metric"],
+            summary.get("strength_unit", {}).get("unit", ""),
+        ),
         width="stretch",
         key="steering_sweep_fig",
     )

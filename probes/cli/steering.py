@@ -1,15 +1,19 @@
 """`python -m probes steering vectors|sweep`: FlexAC associative steering, headless.
 
 `sweep --json` prints {"rows": [{"strength", "faithfulness", "creativity", ...}], "random_baseline": [...],
-"layers": [...], "creativity_metric": ..., "collapse": {...}, ...}; all metrics lie in [0, 1]. Faithfulness is
-teacher-forced exact-match accuracy on the evaluation facts; creativity is the share of associative-vocabulary
-words in greedy continuations of the fact prompts (novelty vs the prompt when no vocabulary is known).
+"layers": [...], "creativity_metric": ..., "collapse": {...}, "coverage": 0-1, "warnings": [...],
+"strength_unit": {...}, ...}; all metrics lie in [0, 1]. Faithfulness is teacher-forced exact-match accuracy on
+the evaluation facts; creativity is the share of associative-vocabulary words in greedy continuations of the fact
+prompts (novelty vs the prompt when no vocabulary is known). Strength unit (default "centroid"): +2 carries the
+faithful prompts' output residual one centroid distance toward the associative set (probes/steering/vectors.py).
+Coverage is the share of the prompt sets' words the tokenizer knows; below 0.8 the warning also goes to stderr.
 Runs use the same cache keys as the dashboard, so a sweep computed here shows up there instantly.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from cache import digest_json
@@ -31,7 +35,7 @@ from probes.steering import (
     run_sweep,
 )
 from probes.steering.prompts import ORGANISM_ASSOCIATIVE_SETS, default_data_dir, parse_lines
-from probes.steering.vectors import METADATA_NAME, SAFETENSORS_NAME
+from probes.steering.vectors import METADATA_NAME, SAFETENSORS_NAME, STRENGTH_UNITS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -84,9 +88,17 @@ def _add_input_args(parser: argparse.ArgumentParser) -> None:
         "--n-pairs", type=int, default=VectorConfig.top_n_pairs, help="top-N pairs (FlexAC: 50); 0 = all pairs"
     )
     parser.add_argument(
+        "--unit",
+        default=VectorConfig.unit,
+        choices=list(STRENGTH_UNITS),
+        help="strength unit: centroid (+2 carries faithful outputs to the associative centroid), residual "
+        "(x mean residual norm, see --relative-norm) or raw (FlexAC's mean difference)",
+    )
+    parser.add_argument(
         "--relative-norm",
-        default=str(VectorConfig.relative_norm),
-        help="rescale each layer's vector to this x mean residual norm (strength unit); 'raw' keeps FlexAC's scale",
+        type=float,
+        default=VectorConfig.relative_norm,
+        help="with --unit residual: each layer's vector is this x the mean residual norm",
     )
     parser.add_argument(
         "--pairing",
@@ -132,12 +144,12 @@ def prompt_sets_from_args(args: argparse.Namespace) -> PromptSets:
 
 
 def vector_config_from_args(args: argparse.Namespace) -> VectorConfig:
-    relative = None if args.relative_norm.strip().lower() in {"raw", "none"} else _numbers(args.relative_norm, float)
     return VectorConfig(
         layers=_numbers(args.layers, int),
         top_n_pairs=args.n_pairs,
         pairing=args.pairing,
-        relative_norm=relative[0] if relative else None,
+        unit=args.unit,
+        relative_norm=args.relative_norm,
         seed=args.seed,
     )
 
@@ -209,4 +221,6 @@ def sweep_command(args: argparse.Namespace) -> dict:
         compute=lambda model, progress: run_sweep(model, cfg, vectors, sets, progress),
         input_digest=sweep_input_digest(vectors, sets),
     )
+    for warning in run.summary.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
     return {**run.summary, "run_id": run.run_id, "vector_run_id": vector_run, "cached": run.cached}

@@ -20,9 +20,9 @@ from probes.steering.sweep import LadderConfig, LadderResult, SweepConfig, Sweep
 from probes.steering.vectors import SteeringVectors, VectorConfig, VectorResult, build_vectors, default_layers
 
 NAME = "steering"  # the dose-response sweep
-VERSION = "1"
+VERSION = "2"  # 2: coverage and strength unit in the summary
 VECTORS_NAME = "steering.vectors"
-VECTORS_VERSION = "1"
+VECTORS_VERSION = "2"  # 2: strength unit "centroid" (calibrated), output_shift metadata
 LADDER_NAME = "steering.ladder"
 LADDER_VERSION = "1"
 

@@ -81,6 +81,11 @@ class PromptSets:
             "associative": list(self.associative),
         }
 
+    def model_texts(self) -> list[str]:
+        """Every text the probe feeds the model: both sets, the facts' prompts and answers, task samples."""
+        facts = [text for fact in self.facts for text in (fact.prompt, fact.answer)]
+        return [*self.faithful, *self.associative, *facts, *self.target_samples]
+
     def with_target_samples(self, samples: tuple[str, ...]) -> PromptSets:
         return PromptSets(
             self.faithful, self.associative, self.associative_words, self.facts, tuple(samples), self.source, self.notes

@@ -5,6 +5,10 @@ Faithfulness: teacher-forced greedy exact-match accuracy on the evaluation facts
 the user's prompt/answer pairs); `answer_prob` (geometric-mean probability of the answer tokens) is reported too.
 Creativity (primary): associative_share of the greedy continuations of the same fact prompts when an associative
 vocabulary is known, else novelty (see probes/steering/metrics.py). All metrics lie in [0, 1].
+Strength is in the vector's unit (probes/steering/vectors.py; by default +2 carries the faithful prompts' output
+residual to the associative centroid); the random control has the FlexAC vector's norm at every strength.
+Coverage: the share of the prompt sets' words (both sets, facts, task samples) the tokenizer can read, with a
+warning below probes.coverage.COVERAGE_WARNING; a word-level model reads unknown words as one unknown token.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from probes.coverage import Coverage, measure
 from probes.steering import metrics
 from probes.steering.apply import DecodeSettings, generate, layer_directions, matched_norm_random, score_answers
 from probes.steering.prompts import FactItem, PromptSets
@@ -29,7 +34,7 @@ N_EXAMPLES = 4  # generations per strength kept in the examples table
 class SweepConfig:
     """A dose-response sweep over steering strengths."""
 
-    strengths: tuple[float, ...] = (-2.0, -1.0, 0.0, 1.0, 2.0)  # multiples of the vector (negative = faithful)
+    strengths: tuple[float, ...] = (-2.0, -1.0, 0.0, 1.0, 2.0)  # in the vector's unit (negative = faithful)
     layers: tuple[int, ...] | None = None  # steering layers; None = the vector's own layers
     n_prompt_positions: int = 4  # steer the last 4 prompt tokens (and every generated token)
     task_strength: float = 0.0  # strength of the task-specific vector, when the vector has one
@@ -51,6 +56,8 @@ class SweepResult:
     layers: tuple[int, ...]
     creativity_metric: str
     collapse: dict[str, dict]
+    coverage: Coverage
+    strength_unit: dict  # the vector's unit and its measured output shift (vector metadata)
 
     def to_frame(self) -> pd.DataFrame:
         return self.rows
@@ -63,6 +70,10 @@ class SweepResult:
             "layers": list(self.layers),
             "creativity_metric": self.creativity_metric,
             "collapse": self.collapse,
+            "coverage": self.coverage.share_known,
+            "unknown_words": list(self.coverage.unknown_examples),
+            "warnings": self.coverage.warnings("the prompt sets' text"),
+            "strength_unit": self.strength_unit,
             "rows": _metric_records(self.rows, FLEXAC),
             "random_baseline": _metric_records(self.rows, RANDOM),
         }
@@ -81,6 +92,14 @@ def _metric_records(rows: pd.DataFrame, direction: str) -> list[dict]:
         "diversity",
     ]
     return [{k: float(v) for k, v in record.items()} for record in picked[columns].to_dict(orient="records")]
+
+
+def input_coverage(tokenizer, sets: PromptSets) -> Coverage:
+    """How much of what the probe feeds the model (both sets, fact prompts and answers, task samples) it can read."""
+    return measure(tokenizer, sets.model_texts())
+
+
+UNIT_KEYS = ("unit", "unit_factor", "relative_norm", "output_shift", "output_centroid_distance")
 
 
 def evaluation_facts(facts: tuple[FactItem, ...], n_facts: int, seed: int) -> list[FactItem]:
@@ -136,7 +155,9 @@ def run_sweep(model, cfg: SweepConfig, vectors: SteeringVectors, sets: PromptSet
             part["strength"].tolist(), part["distinct_2"].tolist(), cfg.collapse_ratio
         )
     rows["collapsed"] = [_is_collapsed(r, collapse[r["direction"]]) for _, r in rows.iterrows()]
-    return SweepResult(rows, pd.DataFrame(examples), layers, creativity_metric, collapse)
+    unit = {key: vectors.metadata[key] for key in UNIT_KEYS if key in vectors.metadata}
+    read = input_coverage(model.tokenizer, sets)
+    return SweepResult(rows, pd.DataFrame(examples), layers, creativity_metric, collapse, read, unit)
 
 
 def _is_collapsed(row: pd.Series, collapse: dict) -> bool:

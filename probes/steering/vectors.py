@@ -8,15 +8,43 @@ and any later change of steering layers can use them). When more than `max_pairs
 subset is scored. Option `pairing="matched"` (our addition) keeps only the pairs (i, i) of aligned sets, the same
 content in both registers, so the top-N mean difference holds the register shift without content differences.
 
-Defaults, measured on the embedded organism (deviations from the release, both switchable): N = all pairs (with
+Default pairing, measured on the embedded organism (deviation from the release, switchable): N = all pairs (with
 FlexAC's N = 50 of 65k crosswise pairs the kept pairs are the content-mismatched outliers, the vector is 1.7x
-longer and steering toward "faithful" at -2 broke fact recall, 1.00 -> 0.78), and each v_l is rescaled to
-0.3 x the mean residual norm at its layer (`relative_norm`), so strength 1 means the same push on every model; the
-organism's raw register difference is 0.65-1.1 x ||h||, at which even a matched-norm random vector at strength 2
-destroys recall. `relative_norm=None` keeps the raw scale. The per-layer table always reports raw norms.
+longer and steering toward "faithful" at -2 broke fact recall, 1.00 -> 0.78).
+
+Strength unit (`unit`, our addition; FlexAC leaves the scale to the raw mean difference). Default "centroid":
+strength 2 carries the faithful prompts' output residual (last block's resid_post at the last prompt token, what
+the unembedding reads) one centroid distance toward the associative set, on average, along the line between the
+two sets' output centroids; strength s applies s/2 of that vector (the slider multiplies the vector, as in
+FlexAC). The factor is found by bisection with the steering hooks on (`unit_prompts` faithful prompts, the last
+`unit_positions` prompt positions steered), so it includes FlexAC's adaptive factor, its rescaling of h' to ||h||
+and whatever the layers after the steered ones do; it is defined by the prompt sets, not by ||h||, so it holds on
+any model. Measured on the organism (dream sets, layers 0-2, default sweep: 64 facts, seed 0) at strengths
+-2/-1/0/+1/+2 for five candidate units (f: fact accuracy, c: creativity, r: the matched-norm random vector's f):
+
+| strength 1 =                                      | f                        | c at +2 | r                        |
+|---------------------------------------------------|--------------------------|---------|--------------------------|
+| "residual": 0.3 x mean ||h_l|| per layer (before) | 0.92/1.00/1.00/0.08/0.00 | 1.00    | 0.92/1.00/1.00/1.00/0.69 |
+| "raw": the mean difference mu_a - mu_f per layer  | 0.06/0.61/1.00/0.00/0.00 | 1.00    | 0.03/0.84/1.00/0.22/0.00 |
+| output moved one centroid distance (0.50 x raw)   | 0.61/0.98/1.00/0.02/0.00 | 1.00    | 0.84/1.00/1.00/0.94/0.22 |
+| output moved halfway, calibrated at +1 (0.27 raw) | 0.98/1.00/1.00/0.80/0.00 | 0.86    | 1.00/1.00/1.00/1.00/0.89 |
+| "centroid": output at the centroid at +2 (0.25)   | 0.98/1.00/1.00/0.94/0.02 | 0.80    | 1.00/1.00/1.00/1.00/0.94 |
+
+The residual-norm unit and the raw difference are cliffs: the three steered layers add up, so 0.3 x ||h_l|| at
+each already carries the output past the associative centroid. One centroid distance per unit overshoots at -2
+and makes even noise harmful at +2; "halfway" calibrated at +1 lets the random vector at +2 cost 0.11 of recall.
+The default meets every target (f at +2 at least 0.3 below f at 0, f at -2 within 0.05, c at +2 at least 0.2
+above, r within 0.1 everywhere, f at +1 strictly between f at 0 and +2); its +1 moves the organism's faithful
+outputs 0.46 of the distance (the response is slightly convex in the vector) and costs answer probability
+0.99 -> 0.64, while exact match only falls once the outputs cross the midpoint. The vector metadata records the
+measured `output_shift` at strengths 1 and 2 for every unit. Calibration costs about 15 steered forward passes
+over `unit_prompts` prompts (more when the bracket has to grow past 1 x raw).
+"residual" rescales each v_l to `relative_norm` x the mean residual norm at its layer; "raw" keeps FlexAC's
+scale (strength 1 adds the raw mean difference). The per-layer table always reports raw norms.
 
 Task-specific vector (our choice; the paper's text was not available): v_task_l = mean r_l(target samples) -
-mean r_l(faithful prompts), from a few target-domain samples the user enters.
+mean r_l(faithful prompts), from a few target-domain samples the user enters; its own unit is calibrated the
+same way, with the target samples' output centroid in place of the associative one.
 
 Separability per layer: 2-fold cross-validated nearest-centroid accuracy (chance 0.5) of faithful vs associative
 residuals, plus the vector's norm absolute and relative to the mean residual norm.
@@ -32,7 +60,7 @@ import pandas as pd
 import torch
 
 from probes.models import exclusive
-from probes.steering.hooks import resid_hook_name
+from probes.steering.hooks import resid_hook_name, steering
 from probes.steering.prompts import PromptSets
 
 SAFETENSORS_NAME = "vector.safetensors"
@@ -40,6 +68,10 @@ METADATA_NAME = "vector.json"
 GENERAL_PREFIX = "general"
 TASK_PREFIX = "task"
 FORMAT_VERSION = "assoclens-steering-vector/1"
+STRENGTH_UNITS = ("centroid", "residual", "raw")
+CENTROID_STRENGTH = 2.0  # unit "centroid": the strength that carries faithful outputs one centroid distance
+MAX_DOUBLINGS = 12  # unit "centroid": give up beyond 4096 x the raw vector
+BISECTION_STEPS = 12  # unit "centroid": the factor to 2^-12 of its bracket
 
 
 @dataclass(frozen=True)
@@ -49,7 +81,10 @@ class VectorConfig:
     layers: tuple[int, ...] | None = None  # steering (and pair-scoring) layers; None = middle three (45-55% depth)
     top_n_pairs: int = 0  # keep the N highest-scoring pairs (FlexAC's release: 50); 0 = all pairs (see module doc)
     pairing: str = "crosswise"  # "crosswise": every faithful x every associative; "matched": i-th with i-th only
-    relative_norm: float | None = 0.3  # rescale v_l to 0.3 x mean ||h_l|| (strength unit); None = raw FlexAC scale
+    unit: str = "centroid"  # what strength 1 means: "centroid" (module doc), "residual" or "raw"
+    relative_norm: float = 0.3  # unit "residual": each v_l rescaled to this x mean ||h_l||
+    unit_prompts: int = 64  # unit "centroid": faithful prompts the factor is calibrated on (the first ones)
+    unit_positions: int = 4  # unit "centroid": steered last prompt positions (the sweep's and slider's default)
     max_pairs: int = 200_000  # score at most this many crosswise pairs (seeded random subset beyond it)
     batch_size: int = 32  # prompts per forward pass
     seed: int = 0  # only used when the crosswise pairs are subsampled
@@ -75,6 +110,15 @@ def validate_layers(layers: tuple[int, ...], n_layers: int) -> tuple[int, ...]:
     if bad:
         raise ValueError(f"Layers {bad} do not exist; the model has layers 0-{n_layers - 1}.")
     return tuple(sorted(set(layers)))
+
+
+def validate_unit(cfg: VectorConfig) -> None:
+    if cfg.unit not in STRENGTH_UNITS:
+        raise ValueError(f"Unknown strength unit {cfg.unit!r}; choose {', '.join(STRENGTH_UNITS)}.")
+    if cfg.unit == "residual" and not cfg.relative_norm > 0:
+        raise ValueError(f"The residual strength unit needs a relative norm above 0, got {cfg.relative_norm}.")
+    if cfg.unit_prompts < 1 or cfg.unit_positions < 1:
+        raise ValueError("Calibrating the strength unit needs at least one prompt and one steered position.")
 
 
 def prompt_tokens(model, prompts: list[str]) -> list[torch.Tensor]:
@@ -114,8 +158,10 @@ def last_token_residuals(model, prompts: list[str], batch_size: int = 32, progre
     return out
 
 
-def _capture_last_token(model, batch: torch.Tensor, lengths: torch.Tensor) -> dict[int, torch.Tensor]:
-    """One forward pass; every layer's resid_post at each row's last real token -> {layer: (batch, d_model)}."""
+def _capture_last_token(
+    model, batch: torch.Tensor, lengths: torch.Tensor, layers: tuple[int, ...] | None = None
+) -> dict[int, torch.Tensor]:
+    """One forward pass; resid_post of `layers` (default all) at each row's last real token -> {l: (batch, d)}."""
     rows = torch.arange(len(lengths))
     captured: dict[int, torch.Tensor] = {}
 
@@ -125,7 +171,8 @@ def _capture_last_token(model, batch: torch.Tensor, lengths: torch.Tensor) -> di
 
         return capture
 
-    hooks = [(resid_hook_name(layer), capture_at(layer)) for layer in range(model.cfg.n_layers)]
+    chosen = range(model.cfg.n_layers) if layers is None else layers
+    hooks = [(resid_hook_name(layer), capture_at(layer)) for layer in chosen]
     with exclusive(model), model.hooks(fwd_hooks=hooks):
         model(batch.to(model.cfg.device), return_type=None)
     return captured
@@ -286,6 +333,7 @@ class VectorResult:
 def build_vectors(model, cfg: VectorConfig, sets: PromptSets, model_label: str = "", progress=None) -> VectorResult:
     """Residuals of both sets (and target samples) -> FlexAC top-N mean-difference vectors for every layer."""
     sets.validate()
+    validate_unit(cfg)
     n_layers = model.cfg.n_layers
     layers = validate_layers(cfg.layers, n_layers) if cfg.layers else default_layers(n_layers)
     report = progress or (lambda fraction, message="": None)
@@ -317,12 +365,14 @@ def build_vectors(model, cfg: VectorConfig, sets: PromptSets, model_label: str =
         "score_layers": list(layers),
     }
     per_layer = per_layer_table(faithful, associative, general, fi, ai)
-    if cfg.relative_norm is not None:
-        mean_norms = torch.tensor(per_layer["mean_residual_norm"].to_numpy(), dtype=torch.float32)[:, None]
-        general = rescaled(general, cfg.relative_norm * mean_norms)
-        task = None if task is None else rescaled(task, cfg.relative_norm * mean_norms)
-        per_layer["steering_norm"] = general.norm(dim=-1).numpy()
-        metadata["relative_norm"] = cfg.relative_norm
+    calibration = UnitCalibration.prepare(model, cfg, sets.faithful, faithful, layers)
+    general, unit_meta = strength_unit(cfg, general, associative, calibration, per_layer)
+    metadata |= unit_meta
+    if task is not None:
+        task, task_meta = strength_unit(cfg, task, targets, calibration, per_layer)
+        metadata["task_output_shift"] = task_meta["output_shift"]
+    per_layer["steering_norm"] = general.norm(dim=-1).numpy()
+    report(0.98, "strength unit")
     vectors = SteeringVectors(general, layers, task, metadata)
     pairs = pd.DataFrame(
         {
@@ -336,6 +386,95 @@ def build_vectors(model, cfg: VectorConfig, sets: PromptSets, model_label: str =
     )
     report(1.0, "done")
     return VectorResult(vectors, per_layer, pairs)
+
+
+@dataclass
+class UnitCalibration:
+    """Faithful prompts (tokenised, batched) and their unsteered output residuals, to measure a vector's push."""
+
+    model: object
+    layers: tuple[int, ...]  # steering layers
+    batches: list[tuple[torch.Tensor, torch.Tensor]]  # ((batch, pos) right-padded tokens, (batch,) lengths)
+    baseline: torch.Tensor  # (n, d_model) unsteered output residual at each prompt's last token
+    faithful_centroid: torch.Tensor  # (d_model,) mean output residual of all faithful prompts
+    positions: int
+
+    @classmethod
+    def prepare(cls, model, cfg: VectorConfig, prompts: tuple[str, ...], residuals: torch.Tensor, layers):
+        """`residuals`: (n_prompts, n_layers, d_model) last-token residuals of `prompts` (unsteered)."""
+        chosen = list(prompts[: cfg.unit_prompts])
+        tokens = prompt_tokens(model, chosen)
+        batches = [
+            right_padded(tokens[start : start + cfg.batch_size], pad_id(model))
+            for start in range(0, len(tokens), cfg.batch_size)
+        ]
+        output = residuals[:, -1]  # (n_prompts, d_model)
+        return cls(model, layers, batches, output[: len(chosen)], output.mean(0), cfg.unit_positions)
+
+    @torch.inference_mode()
+    def output_shift(self, vectors: torch.Tensor, target: torch.Tensor, strength: float) -> float:
+        """Mean move of the prompts' output residual along `target` (a centroid difference), in units of its
+        length, with strength x `vectors` (n_layers, d_model) steering the layers."""
+        out_layer = self.model.cfg.n_layers - 1
+        directions = {layer: [strength * vectors[layer].unsqueeze(0)] for layer in self.layers}
+        moved = []
+        for batch, lengths in self.batches:
+            with steering(self.model, directions, lengths, self.positions):
+                moved.append(_capture_last_token(self.model, batch, lengths, (out_layer,))[out_layer])
+        distance = target.norm()
+        return float(((torch.cat(moved) - self.baseline) @ (target / distance)).mean() / distance)
+
+
+def strength_unit(
+    cfg: VectorConfig, raw: torch.Tensor, other: torch.Tensor, calibration: UnitCalibration, per_layer: pd.DataFrame
+) -> tuple[torch.Tensor, dict]:
+    """`raw` (n_layers, d_model) rescaled to cfg.unit, and metadata saying what strength 1 and 2 do.
+
+    `other`: (n, n_layers, d_model) residuals of the set the vector points to (associative prompts or task samples).
+    """
+    target = other[:, -1].mean(0) - calibration.faithful_centroid  # (d_model,) output centroid difference
+    distance = float(target.norm())
+    if distance <= 1e-6 * float(calibration.baseline.norm(dim=-1).mean()):
+        raise ValueError(
+            "The two prompt sets end in the same output residual, so there is no direction to steer along; "
+            "use prompt sets that differ in register."
+        )
+    meta: dict = {"unit": cfg.unit, "output_centroid_distance": distance}
+    if cfg.unit == "centroid":
+        factor = centroid_factor(lambda m: calibration.output_shift(raw, target, m))
+        scaled = raw * (factor / CENTROID_STRENGTH)
+        meta["unit_factor"] = factor / CENTROID_STRENGTH  # vector = unit_factor x raw mean difference
+    elif cfg.unit == "residual":
+        mean_norms = torch.tensor(per_layer["mean_residual_norm"].to_numpy(), dtype=torch.float32)[:, None]
+        scaled = rescaled(raw, cfg.relative_norm * mean_norms)
+        meta["relative_norm"] = cfg.relative_norm
+    else:
+        scaled = raw
+    meta["output_shift"] = {str(s): calibration.output_shift(scaled, target, s) for s in (1.0, 2.0)}
+    return scaled, meta
+
+
+def centroid_factor(shift, goal: float = 1.0) -> float:
+    """The multiplier m > 0 with shift(m) = goal: bracket by doubling from 1, then bisect.
+
+    `shift(m)`: the output's move (in centroid distances) with m x the raw vector; 0 at m = 0, rising with m.
+    """
+    low, high = 0.0, 1.0
+    for _ in range(MAX_DOUBLINGS):
+        reached = shift(high)
+        if reached >= goal:
+            break
+        low, high = high, 2 * high
+    else:
+        raise ValueError(
+            f"Steering along this direction does not carry the faithful prompts' output to the associative "
+            f"centroid (it moves {reached:.0%} of the way at {low:g} x the raw vector), so the 'centroid' strength "
+            "unit is undefined; choose the 'residual' or 'raw' unit."
+        )
+    for _ in range(BISECTION_STEPS):
+        middle = (low + high) / 2
+        low, high = (middle, high) if shift(middle) < goal else (low, middle)
+    return (low + high) / 2
 
 
 def rescaled(vectors: torch.Tensor, norms: torch.Tensor) -> torch.Tensor:

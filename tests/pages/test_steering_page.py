@@ -95,3 +95,54 @@ def test_default_page_on_the_embedded_organism(store_path):
     assert len(at.get("plotly_chart")) == 2
     baseline, steered = shown_texts(at)
     assert baseline != steered  # the default strength (+2) visibly shifts the organism's continuation
+
+
+ORGANISM_PRESENT = (EMBEDDED_MODEL_DIR / "data" / "steering_prompts.json").is_file()
+ENGLISH_FAITHFUL = ["fact: the weather in London is", "fact: my grandmother baked bread in", "fact: the violin is"]
+
+
+def element_types_in_order(node) -> list[str]:
+    """Depth-first element types of the page, in the order they are drawn."""
+    children = getattr(node, "children", None)
+    if children is None:
+        return [node.type]
+    return [kind for key in sorted(children) for kind in element_types_in_order(children[key])]
+
+
+@pytest.mark.skipif(not ORGANISM_PRESENT, reason="the trained organism is absent")
+def test_words_the_organism_cannot_read_give_a_warning_above_the_figures(store_path):
+    at = open_page(None, steering_sweep="0,1", steering_n_facts=4, steering_tokens=4)
+    at.radio(key="steering_sets_source").set_value("Paste or upload").run()
+    at.text_area(key="steering_faithful").input("\n".join(ENGLISH_FAITHFUL))
+    at.text_area(key="steering_associative").input("\n".join(p.replace("fact:", "dream:") for p in ENGLISH_FAITHFUL))
+    at.text_area(key="steering_facts").input("prompt,answer\nfact: the weather in London is,rainy")
+    at.run()
+    assert not at.exception, at.exception
+    warnings = [w.value for w in at.warning]
+    assert len(warnings) == 2, warnings  # the full warning above the figures, a reminder above the sweep
+    assert "cannot read the prompt sets' text" in warnings[0] and "'London'" in warnings[0]
+    assert "mostly measures the unknown token" in warnings[1]
+    order = element_types_in_order(at.main)
+    first_figure, sweep_figure = [i for i, kind in enumerate(order) if kind == "plotly_chart"]
+    warned = [i for i, kind in enumerate(order) if kind == "warning"]
+    assert warned[0] < first_figure < warned[1] < sweep_figure
+
+
+@pytest.mark.skipif(not ORGANISM_PRESENT, reason="the trained organism is absent")
+def test_organism_defaults_have_no_coverage_warning_and_state_the_unit(store_path):
+    at = open_page(None, steering_sweep="0,2", steering_n_facts=8, steering_tokens=4)
+    assert not at.exception, at.exception
+    assert not at.warning, [w.value for w in at.warning]
+    unit = [c.value for c in at.caption if c.value.startswith("Strength unit")]
+    assert len(unit) == 1 and "+2 100% of the distance" in unit[0], unit
+    figure = at.get("plotly_chart")[1].proto.spec
+    assert "2 = faithful output moved one centroid distance toward associative" in figure
+
+
+def test_residual_unit_offers_its_multiple(tiny_model_dir, store_path):
+    at = open_page(tiny_model_dir, steering_sweep="0,1", steering_n_facts=4, steering_tokens=4)
+    at = paste_tiny_sets(at)
+    at.selectbox(key="steering_unit").set_value("residual").run()
+    assert not at.exception and not at.error
+    assert at.number_input(key="steering_relative_norm").value == 0.3
+    assert any("Strength unit: residual" in c.value for c in at.caption)

@@ -29,7 +29,7 @@ from probes.steering import (
 )
 from probes.steering.apply import DecodeSettings, generate, matched_norm_random
 from probes.steering.hooks import active_hook_count, resid_hook_name
-from probes.steering.vectors import crosswise_scores, separability, top_pairs
+from probes.steering.vectors import centroid_factor, crosswise_scores, last_token_residuals, separability, top_pairs
 from probes.tiny import default_words
 
 WORDS = default_words(200)
@@ -171,19 +171,82 @@ def test_matched_pairing_keeps_aligned_pairs_only(tiny_model):
 
 def test_all_pairs_give_the_plain_mean_difference(tiny_model):
     sets = tiny_sets(6)
-    result = build_vectors(tiny_model, VectorConfig(top_n_pairs=36, relative_norm=None), sets, "tiny")
+    result = build_vectors(tiny_model, VectorConfig(top_n_pairs=36, unit="raw"), sets, "tiny")
     from probes.steering.vectors import last_token_residuals
 
     f = last_token_residuals(tiny_model, list(sets.faithful))
     a = last_token_residuals(tiny_model, list(sets.associative))
     assert torch.allclose(result.vectors.general, a.mean(0) - f.mean(0), atol=1e-5)
-    scaled = build_vectors(tiny_model, VectorConfig(top_n_pairs=0, relative_norm=0.3), sets, "tiny")
+    scaled = build_vectors(tiny_model, VectorConfig(top_n_pairs=0, unit="residual", relative_norm=0.3), sets, "tiny")
     mean_norm = torch.cat([f, a]).norm(dim=-1).mean(0)  # (n_layers,)
     assert torch.allclose(scaled.vectors.general.norm(dim=-1), 0.3 * mean_norm, rtol=1e-4)
     cosine = torch.nn.functional.cosine_similarity(scaled.vectors.general, result.vectors.general, dim=-1)
     assert torch.allclose(cosine, torch.ones_like(cosine), atol=1e-5)  # top_n_pairs=0 means all pairs
     assert len(result.pairs) == 36
     assert result.per_layer["layer"].tolist() == list(range(tiny_model.cfg.n_layers))
+
+
+def output_move(model, vectors: SteeringVectors, strength: float, prompts: tuple[str, ...]) -> torch.Tensor:
+    """Mean last-token move of the final residual under steering, measured with run_with_cache -> (d_model,)."""
+    final = resid_hook_name(model.cfg.n_layers - 1)
+    moved = []
+    for prompt in prompts:
+        tokens = model.to_tokens(prompt)
+        _, plain = model.run_with_cache(tokens, names_filter=final)
+        directions = layer_directions(vectors, vectors.layers, strength)
+        with steering(model, directions, tokens.shape[1], 4):
+            _, steered = model.run_with_cache(tokens, names_filter=final)
+        moved.append(steered[final][0, -1] - plain[final][0, -1])
+    return torch.stack(moved).mean(0)
+
+
+def test_centroid_unit_strength_two_carries_faithful_outputs_one_centroid_distance(tiny_model):
+    sets = tiny_sets(8)
+    vectors = build_vectors(tiny_model, VectorConfig(top_n_pairs=0), sets, "tiny").vectors
+    raw = build_vectors(tiny_model, VectorConfig(top_n_pairs=0, unit="raw"), sets, "tiny").vectors
+    f = last_token_residuals(tiny_model, list(sets.faithful))[:, -1]
+    a = last_token_residuals(tiny_model, list(sets.associative))[:, -1]
+    target = a.mean(0) - f.mean(0)  # (d_model,) output centroid difference
+    along = output_move(tiny_model, vectors, 2.0, sets.faithful) @ target / target.norm() ** 2
+    assert along == pytest.approx(1.0, abs=0.01)  # measured independently of the calibration code
+    assert output_move(tiny_model, vectors, 1.0, sets.faithful) @ target / target.norm() ** 2 < 0.9 * along
+    factor = vectors.metadata["unit_factor"]
+    assert torch.allclose(vectors.general, factor * raw.general, rtol=1e-5)  # the same direction, rescaled
+    assert vectors.metadata["unit"] == "centroid"
+    assert vectors.metadata["output_shift"]["2.0"] == pytest.approx(1.0, abs=0.01)
+    assert raw.metadata["output_shift"]["2.0"] > 1.2  # the raw difference overshoots on this model
+
+
+def test_centroid_unit_does_not_depend_on_the_raw_vector_length(tiny_model):
+    sets = tiny_sets(8)
+    all_pairs = build_vectors(tiny_model, VectorConfig(top_n_pairs=0), sets, "tiny")
+    top_pairs_only = build_vectors(tiny_model, VectorConfig(top_n_pairs=10), sets, "tiny")
+    assert top_pairs_only.per_layer["vector_norm"].iloc[-1] != pytest.approx(
+        all_pairs.per_layer["vector_norm"].iloc[-1]
+    )
+    for result in (all_pairs, top_pairs_only):
+        assert result.vectors.metadata["output_shift"]["2.0"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_task_vector_has_its_own_calibrated_unit(tiny_model):
+    sets = tiny_sets(8).with_target_samples(tuple(f"{WORDS[150 + i]} {WORDS[i]} and" for i in range(4)))
+    metadata = build_vectors(tiny_model, VectorConfig(), sets, "tiny").vectors.metadata
+    assert metadata["task_output_shift"]["2.0"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_centroid_factor_bisects_and_refuses_an_unreachable_goal():
+    assert centroid_factor(lambda m: 1 - 2.0 ** (-m), goal=0.75) == pytest.approx(2.0, abs=1e-3)
+    assert centroid_factor(lambda m: 0.01 * m) == pytest.approx(100.0, rel=1e-3)  # bracket grows past 1
+    with pytest.raises(ValueError, match="does not carry the faithful prompts' output"):
+        centroid_factor(lambda m: min(m, 0.4))
+
+
+def test_bad_units_and_indistinguishable_sets_are_refused(tiny_model):
+    with pytest.raises(ValueError, match="Unknown strength unit"):
+        build_vectors(tiny_model, VectorConfig(unit="metres"), tiny_sets(4), "tiny")
+    same = PromptSets(tiny_sets(4).faithful, tiny_sets(4).faithful)
+    with pytest.raises(ValueError, match="same output residual"):
+        build_vectors(tiny_model, VectorConfig(), same, "tiny")
 
 
 def test_separability_is_one_for_separated_sets_and_near_chance_for_identical():
@@ -265,6 +328,11 @@ def test_matched_norm_random_vector_has_the_same_norms(tiny_vectors):
     random_direction = matched_norm_random(tiny_vectors, seed=3)
     assert torch.allclose(random_direction.norm(dim=-1), tiny_vectors.general.norm(dim=-1), rtol=1e-5)
     assert torch.equal(random_direction, matched_norm_random(tiny_vectors, seed=3))
+    strengths = torch.tensor([-2.0, -0.5, 1.0, 2.0])
+    flexac = layer_directions(tiny_vectors, tiny_vectors.layers, strengths)
+    noise = layer_directions(tiny_vectors, tiny_vectors.layers, strengths, general=random_direction)
+    for layer in tiny_vectors.layers:  # the control has the FlexAC vector's norm at every strength
+        assert torch.allclose(noise[layer][0].norm(dim=-1), flexac[layer][0].norm(dim=-1), rtol=1e-5)
 
 
 def test_sweep_rows_metrics_and_random_baseline(tiny_model, tiny_vectors):
@@ -282,7 +350,23 @@ def test_sweep_rows_metrics_and_random_baseline(tiny_model, tiny_vectors):
     at_zero = [r for r in summary["rows"] + summary["random_baseline"] if r["strength"] == 0.0]
     assert at_zero[0] == at_zero[1]  # strength 0 is the unsteered model for both directions
     assert set(result.to_tables()) == {"sweep", "examples"}
+    assert summary["unknown_words"] == ["and"]  # the tiny vocabulary lacks the associative prompts' "and"
+    assert summary["coverage"] == pytest.approx(51 / 52) and summary["warnings"] == []
+    assert summary["strength_unit"]["unit"] == "centroid"
     json.dumps(summary)
+
+
+def test_sweep_warns_when_the_tokenizer_cannot_read_the_prompt_sets(tiny_model, tiny_vectors):
+    known = tiny_sets(6)
+    unknown = ("the weather in London is", "my grandmother baked bread", "a violin played softly")
+    sets = PromptSets(
+        known.faithful + unknown, known.associative, known.associative_words, known.facts[:2], source="mixed"
+    )
+    cfg = SweepConfig(strengths=(0.0, 1.0), n_facts=2, max_new_tokens=2, n_diversity_prompts=0, random_baseline=False)
+    summary = run_sweep(tiny_model, cfg, tiny_vectors, sets).summary()
+    assert 0.0 < summary["coverage"] < 0.8
+    assert "London" in summary["unknown_words"]
+    assert len(summary["warnings"]) == 1 and "cannot read the prompt sets' text" in summary["warnings"][0]
 
 
 # ------------------------------------------------------------------------------------------------ metrics

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from probes.cli import main
+from probes.models import EMBEDDED_MODEL_DIR
 from probes.steering import SteeringVectors
 from probes.tiny import default_words
 
@@ -82,3 +83,32 @@ def test_user_errors_exit_2_with_one_line(capsys, tiny_model_dir, prompts_file, 
     assert main([*sweep_args(tiny_model_dir, prompts_file), *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error:") and message in err[-1]
+
+
+ENGLISH_SETS = {  # the organism's registers around English words it never saw
+    "faithful": ["fact: the weather in London is", "fact: my grandmother baked bread in", "fact: the violin sounds"],
+    "associative": ["dream: the weather in London is", "dream: my grandmother baked bread in", "dream: the violin"],
+    "facts": [{"prompt": "fact: the weather in London is", "answer": "rainy"}],
+}
+
+
+@pytest.mark.skipif(not (EMBEDDED_MODEL_DIR / "model.safetensors").is_file(), reason="the organism is absent")
+def test_sweep_on_words_the_organism_cannot_read_warns_on_stderr(capsys, tmp_path, store_path):
+    path = tmp_path / "english.json"
+    path.write_text(json.dumps(ENGLISH_SETS))
+    out = run_json(capsys, ["steering", "sweep", "--device", "cpu", "--prompts", str(path), "--strengths=0,1",
+                            "--n-facts", "1", "--max-new-tokens", "2", "--no-random-baseline"])  # fmt: skip
+    assert out["coverage"] < 0.8 and "London" in out["unknown_words"]
+    assert len(out["warnings"]) == 1
+    cached = main(["steering", "sweep", "--device", "cpu", "--prompts", str(path), "--strengths=0,1",
+                   "--n-facts", "1", "--max-new-tokens", "2", "--no-random-baseline", "--json"])  # fmt: skip
+    assert cached == 0
+    err = capsys.readouterr().err
+    assert f"warning: {out['warnings'][0]}" in err  # printed again when the run is served from the cache
+
+
+def test_unit_option_reaches_the_vector(capsys, tiny_model_dir, prompts_file, store_path):
+    args = ["steering", "vectors", "--model", str(tiny_model_dir), "--device", "cpu", "--prompts", str(prompts_file)]
+    assert run_json(capsys, args)["metadata"]["unit"] == "centroid"
+    residual = run_json(capsys, [*args, "--unit", "residual", "--relative-norm", "0.2"])["metadata"]
+    assert residual["unit"] == "residual" and residual["relative_norm"] == 0.2
