@@ -143,10 +143,11 @@ def emergence_figure(history: pd.DataFrame, task: str, phase_step: int | None, c
 
 def repeat_emergence_figure(history: pd.DataFrame, n_heads: int) -> go.Figure:
     """Loss per half; top head vs best-layer total induction attention; the loss ratio."""
-    figure = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.07, row_heights=[0.3, 0.4, 0.3],
+    figure = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.09, row_heights=[0.3, 0.4, 0.3],
                            subplot_titles=("Loss on each half of the repeated sequence",
-                                           "Induction attention: top head vs best layer (sum over its heads)",
-                                           "Loss ratio: repeated half / first half"))  # fmt: skip
+                                           f"Induction attention: top head (0-1) vs best layer (sum over its "
+                                           f"{n_heads} heads, 0-{n_heads})",
+                                           "Loss ratio: repeated half / first half (1 = no copying)"))  # fmt: skip
     figure.add_scatter(x=history.step, y=history.loss, name="loss on repeated half", mode="lines+markers",
                        row=1, col=1)  # fmt: skip
     figure.add_scatter(x=history.step, y=history.first_half_loss, name="loss on first half", mode="lines",
@@ -163,9 +164,9 @@ def repeat_emergence_figure(history: pd.DataFrame, n_heads: int) -> go.Figure:
     figure.add_scatter(x=history.step, y=history.loss_ratio, name="loss ratio", mode="lines+markers", row=3, col=1)
     figure.update_layout(height=720)
     figure.update_yaxes(title="Loss (nats)", rangemode="tozero", row=1, col=1)
-    figure.update_yaxes(title=f"Attention mass (0-1 per head, 0-{n_heads} per layer)", range=[0, n_heads * 1.02],
-                        row=2, col=1)  # fmt: skip
-    figure.update_yaxes(title="Ratio (1 = no copying)", rangemode="tozero", row=3, col=1)
+    top = max(1.0, float(history.layer_induction_total.max()))
+    figure.update_yaxes(title="Attention mass (probability)", range=[0, 1.05 * top], row=2, col=1)
+    figure.update_yaxes(title="Ratio (unitless)", rangemode="tozero", row=3, col=1)
     return figure
 
 

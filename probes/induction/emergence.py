@@ -25,15 +25,16 @@ Phase change rule (`phase_change_step`): smooth the phase metric (the best-layer
 among the context's labels) the result is None; otherwise it is the step of the record that ends the steepest rise
 between consecutive smoothed records.
 
-Why the best-layer total for `repeat` (measured with the defaults, seeds 0-4): the model often splits the copying
-over several heads of layer 1. Seed 1 ends with a top-head score of 0.44 while its repeated-half loss is 0.42 nats
-against 4.2 on the first half (ratio 0.10); its layer-1 total is 1.32. Across seeds 0-4 the final totals are
-1.32-3.82 and the totals on the plateau (steps <= 500) at most 0.11, so the threshold 0.6 sits far from both; the
-steepest rise of the smoothed total falls on the same record as the steepest rise of 1 - loss_ratio in four seeds
-and one record (50 steps) later in seed 1 (1050 vs 1000). The total alone is used (not combined with the loss
+Why the best-layer total for `repeat` (measured with the defaults, seeds 0-4): the copying is spread over several
+heads of layer 1 (in seeds 0, 2-4 the layer-1 total is 3.2-3.8 against a top head of 0.93-0.97). Seed 1 ends
+with a top-head score of 0.44 while its repeated-half loss is 0.42 nats against 4.2 on the first half (ratio 0.10);
+its layer-1 total is 1.32. Across seeds 0-4 the final totals are 1.32-3.82 and the totals on the plateau
+(steps <= 500) at most 0.11, so the threshold 0.6 sits far from both; the steepest rise of the smoothed total falls
+on the same record as the steepest rise of 1 - loss_ratio in four seeds and one record (50 steps) later in seed 1
+(1050 vs 1000). The total alone is used (not combined with the loss
 ratio) so the rule reads one attention measure, like the scan; the loss ratio is recorded and plotted beside it.
-With many heads the plateau total grows (about 0.022 per head at initialisation), so past ~16 heads the threshold
-would need raising.
+The plateau total grows with the head count (about 0.022 per head at initialisation; an estimate, not measured
+beyond 4 heads), so with many more heads than 4 the threshold may need raising.
 """
 
 from __future__ import annotations

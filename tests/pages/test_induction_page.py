@@ -74,7 +74,7 @@ def test_start_training_draws_the_chart_marks_the_phase_change_and_caches_the_hi
     names = {trace.get("name") for trace in spec["data"]}
     assert {"top-head induction score", "best-layer total induction", "loss ratio"} <= names
     texts = [annotation["text"] for annotation in spec["layout"]["annotations"]]
-    assert any(text.startswith("Induction attention: top head vs best layer") for text in texts)
+    assert "Induction attention: top head (0-1) vs best layer (sum over its 4 heads, 0-4)" in texts
     phase = next(int(text.split("step ")[1].rstrip(")")) for text in texts if text.startswith("phase change"))
     assert 0 < phase <= 750
     vertical = [shape for shape in spec["layout"]["shapes"] if shape.get("x0") == shape.get("x1") == phase]
