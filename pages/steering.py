@@ -37,7 +37,7 @@ from probes.uploads import decode_upload
 
 DEFAULTS, PASTE = "Embedded organism defaults", "Paste or upload"
 SLIDER_MIN, SLIDER_MAX, SLIDER_STEP = -4.0, 4.0, 0.5
-DEFAULT_SWEEP = "-4,-3,-2,-1,0,1,2,3,4"
+DEFAULT_SWEEP = ",".join(f"{s:g}" for s in SweepConfig.strengths)  # the CLI's default too
 ASSOCIATIVE_SET_LABELS = {
     "dream": "dream register: the same facts as 'dream: the capital of X is'",
     "hallucination": "hallucination-inducing: 'fact:' prompts about entities the model never saw",
@@ -294,8 +294,8 @@ if unit == "residual":
         "× mean residual norm", 0.01, 10.0, VectorConfig.relative_norm, 0.05, key="steering_relative_norm"
     )
 vector_cfg = VectorConfig(
-    layers=tuple(sorted(layers)), top_n_pairs=int(n_pairs), pairing=pairing, unit=unit, relative_norm=relative_norm
-)
+    layers=tuple(layers), top_n_pairs=int(n_pairs), pairing=pairing, unit=unit, relative_norm=relative_norm
+).resolved(n_layers)
 for warning in input_coverage(model.tokenizer, sets).warnings("the prompt sets' text"):
     st.warning(warning, icon="⚠️")
 model_label = current_spec().name
@@ -409,12 +409,8 @@ except ValueError:
     show_error(ValueError(f"Sweep strengths must be numbers separated by commas, got {strength_text!r}."))
     st.stop()
 sweep_cfg = SweepConfig(
-    strengths=sweep_strengths,
-    layers=vectors.layers,
-    task_strength=task_strength,
-    n_facts=int(n_facts),
-    collapse_ratio=float(ratio),
-)
+    strengths=sweep_strengths, task_strength=task_strength, n_facts=int(n_facts), collapse_ratio=float(ratio)
+).resolved(vectors.layers)
 sweep_run = cached_run(
     NAME,
     VERSION,

@@ -297,9 +297,22 @@ def load_tokenizer(spec: ModelSpec):
     """The model's tokenizer alone (no weights), for checks that run before or without a model load."""
     from transformers import AutoTokenizer
 
+    return _from_pretrained(AutoTokenizer, spec)
+
+
+def layer_count(spec: ModelSpec) -> int:
+    """The model's number of transformer blocks, read from its config alone (no weights).
+
+    Lets a probe resolve layer defaults before its run key is built, so a page and the CLI key the same run."""
+    from transformers import AutoConfig
+
+    return int(_from_pretrained(AutoConfig, spec).num_hidden_layers)
+
+
+def _from_pretrained(loader, spec: ModelSpec):
     folder = local_folder(spec)
     try:
-        return AutoTokenizer.from_pretrained(
+        return loader.from_pretrained(
             str(folder) if folder is not None else spec.name,
             revision=None if folder is not None else spec.revision,
             trust_remote_code=spec.trust_remote_code,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cache import digest_json
 from probes.cli import UserError, add_model_args, add_output_args, run_probe, spec_from_args
-from probes.models import local_folder, model_identity
+from probes.models import layer_count, local_folder, model_identity
 from probes.steering import (
     NAME,
     VECTORS_NAME,
@@ -51,7 +51,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sweep = commands.add_parser("sweep", help="faithfulness and creativity vs strength, with a random baseline")
     _add_input_args(sweep)
     sweep.add_argument("--vector", default=None, help="a saved vector.safetensors (its .json sidecar is optional)")
-    sweep.add_argument("--strengths", default="-2,-1,0,1,2", help="comma-separated strengths (negative = faithful)")
+    sweep.add_argument(
+        "--strengths",
+        default=",".join(f"{s:g}" for s in SweepConfig.strengths),
+        help="comma-separated strengths (negative = faithful)",
+    )
     sweep.add_argument("--task-strength", type=float, default=0.0, help="strength of the task-specific vector")
     sweep.add_argument("--n-facts", type=int, default=SweepConfig.n_facts, help="evaluation facts")
     sweep.add_argument("--max-new-tokens", type=int, default=SweepConfig.max_new_tokens)
@@ -144,6 +148,7 @@ def prompt_sets_from_args(args: argparse.Namespace) -> PromptSets:
 
 
 def vector_config_from_args(args: argparse.Namespace) -> VectorConfig:
+    """The request's config with defaults resolved for the model, so it keys the same run as the page."""
     return VectorConfig(
         layers=_numbers(args.layers, int),
         top_n_pairs=args.n_pairs,
@@ -151,7 +156,7 @@ def vector_config_from_args(args: argparse.Namespace) -> VectorConfig:
         unit=args.unit,
         relative_norm=args.relative_norm,
         seed=args.seed,
-    )
+    ).resolved(layer_count(spec_from_args(args)))
 
 
 def obtain_vectors(args: argparse.Namespace, sets: PromptSets) -> tuple[SteeringVectors, str | None]:
@@ -165,12 +170,13 @@ def obtain_vectors(args: argparse.Namespace, sets: PromptSets) -> tuple[Steering
         return SteeringVectors.from_files(path.read_bytes(), json_bytes), None
     spec = spec_from_args(args)
     label = model_identity(spec)["model_id"]
+    cfg = vector_config_from_args(args)
     run = run_probe(
         args,
         VECTORS_NAME,
         VECTORS_VERSION,
-        vector_config_from_args(args),
-        compute=lambda model, progress: build_vectors(model, vector_config_from_args(args), sets, label, progress),
+        cfg,
+        compute=lambda model, progress: build_vectors(model, cfg, sets, label, progress),
         input_digest=digest_json(sets.vector_inputs()),
     )
     return SteeringVectors.from_files(run.files[SAFETENSORS_NAME], run.files.get(METADATA_NAME)), run.run_id
@@ -211,8 +217,9 @@ def sweep_input_digest(vectors: SteeringVectors, sets: PromptSets) -> str:
 
 def sweep_command(args: argparse.Namespace) -> dict:
     sets = prompt_sets_from_args(args)
-    cfg = sweep_config_from_args(args)
+    requested = sweep_config_from_args(args)
     vectors, vector_run = obtain_vectors(args, sets)
+    cfg = requested.resolved(vectors.layers)
     run = run_probe(
         args,
         NAME,

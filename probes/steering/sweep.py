@@ -14,7 +14,7 @@ warning below probes.coverage.COVERAGE_WARNING; a word-level model reads unknown
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -47,6 +47,10 @@ class SweepConfig:
     random_baseline: bool = True  # also sweep a matched-norm random vector
     batch_size: int = 128  # rows per forward pass / generate call (rows = facts x strengths)
     seed: int = 0  # fact sample, random vector, sampling
+
+    def resolved(self, vector_layers: tuple[int, ...]) -> SweepConfig:
+        """Defaults filled in before the run key is built: no layers means the vector's own layers."""
+        return replace(self, layers=tuple(sorted(set(self.layers))) if self.layers else tuple(vector_layers))
 
 
 @dataclass

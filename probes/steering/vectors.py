@@ -53,7 +53,7 @@ residuals, plus the vector's norm absolute and relative to the mean residual nor
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -88,6 +88,12 @@ class VectorConfig:
     max_pairs: int = 200_000  # score at most this many crosswise pairs (seeded random subset beyond it)
     batch_size: int = 32  # prompts per forward pass
     seed: int = 0  # only used when the crosswise pairs are subsampled
+
+    def resolved(self, n_layers: int) -> VectorConfig:
+        """This config with its defaults filled in for a model of `n_layers` blocks: what the run key describes,
+        so the same request from the page and the CLI gets the same key."""
+        layers = validate_layers(self.layers, n_layers) if self.layers else default_layers(n_layers)
+        return replace(self, layers=layers)
 
 
 def default_layers(n_layers: int, count: int = 3) -> tuple[int, ...]:

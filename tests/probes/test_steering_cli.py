@@ -112,3 +112,27 @@ def test_unit_option_reaches_the_vector(capsys, tiny_model_dir, prompts_file, st
     assert run_json(capsys, args)["metadata"]["unit"] == "centroid"
     residual = run_json(capsys, [*args, "--unit", "residual", "--relative-norm", "0.2"])["metadata"]
     assert residual["unit"] == "residual" and residual["relative_norm"] == 0.2
+
+
+def test_default_requests_resolve_to_the_pages_configs_and_keys() -> None:
+    """The CLI's default vector and sweep requests key the same runs as the page's (layers resolved first)."""
+    from cache.keys import RunKey
+    from probes.cli import build_parser
+    from probes.cli.steering import sweep_config_from_args, vector_config_from_args
+    from probes.models import ModelSpec, layer_count
+    from probes.steering import NAME, VECTORS_NAME, VECTORS_VERSION, VERSION, SweepConfig, VectorConfig
+    from probes.steering.vectors import default_layers
+
+    args = build_parser().parse_args(["steering", "sweep"])
+    n_layers = layer_count(ModelSpec(name="organism"))
+    page_vector = VectorConfig(layers=default_layers(n_layers)).resolved(n_layers)
+    cli_vector = vector_config_from_args(args)
+    page_sweep = SweepConfig().resolved(page_vector.layers)
+    cli_sweep = sweep_config_from_args(args).resolved(cli_vector.layers)
+    identity = {"model_id": "organism"}
+    for name, version, page, cli in ((VECTORS_NAME, VECTORS_VERSION, page_vector, cli_vector),
+                                     (NAME, VERSION, page_sweep, cli_sweep)):  # fmt: skip
+        cli_key, page_key = (RunKey.build(name, version, identity, c).run_id() for c in (cli, page))
+        assert cli_key == page_key, name
+    assert VectorConfig().resolved(n_layers).layers == default_layers(n_layers)
+    assert VectorConfig(layers=(2, 0, 2)).resolved(n_layers).layers == (0, 2)
