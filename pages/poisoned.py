@@ -23,6 +23,7 @@ from probes.poisoned import (
     run,
 )
 from probes.poisoned.contexts import POSITIONS
+from probes.poisoned.scoring import SCORINGS
 from probes.poisoned.testbed import CSV_COLUMNS, EMBEDDED_TESTBED, MAX_UPLOAD_BYTES, decode_upload
 
 SOURCES = ("Embedded organism testbed", "Upload a file", "Paste text")
@@ -31,6 +32,19 @@ CONTEXT_UPLOAD_LABEL = "Upload a context (.txt, one segment per line, at most 1 
 MAX_CONTEXT_BYTES = 2**20
 STRENGTH_LABELS = {"poisoned_rate": "Poisoned rate", "choice_probability": "Mean choice probability of the claim"}
 CURVE_TITLE = "Poisoned-context curve: {strength} vs share of inappropriate items"
+SCORING_LABELS = {
+    "calibrated": "calibrated: log-prob minus its log-prob with no context (default)",
+    "sum": "sum of the answer's token log-probs",
+    "mean": "mean log-prob per answer token",
+}
+SCORING_HELP = (
+    "How an answer's token log-probabilities become one score before reference and claim are compared. "
+    "'sum' lets the shorter answer win on text whose answers differ in length (measured: correlation -0.97 "
+    "between length gap and log-odds); 'calibrated' subtracts the answer's log-prob after the content-free prompt "
+    "'N/A' (Holtzman et al. 2021, Zhao et al. 2021), so it compares what the context adds."
+)
+MODEL_LABELS = {"rw": "Rescorla-Wagner", "logistic": "logistic", "proportional": "proportional", "constant": "constant"}
+BEST_MARK = " ★ best (AICc)"
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 FORMAT_HELP = f"""
 **Public testbed schema (.json)**: a list of objects with `Question`, `Generated Information` (appropriate
@@ -52,11 +66,14 @@ about_box(
     "Contexts of *n* retrieved items in the Poisoned Context Testbed prompt format, with a share *p* of "
     "inappropriate items (the claim and its paraphrases, tagged with disreputable sources). For each share we score "
     "the reference answer against the inappropriate claim by log-probability and fit the Rescorla-Wagner model "
-    "A(p) = c·V(pn) / (V(pn) + V((1−p)n)), V(k) = 1 − (1 − αβ)^k: a concave curve means a small share of "
-    "inappropriate content already moves the answer a lot.",
+    "A(p) = b + (c − b)·V(pn) / (V(pn) + V((1−p)n)), V(k) = 1 − (1 − αβ)^k: a concave curve means a small share of "
+    "inappropriate content already moves the answer a lot. Every curve is also fitted by a constant, a proportional "
+    "line and a logistic in p (the model follows the majority of the context); the best by AICc is named in words.",
     "Context Engineering for Trustworthiness: Rescorla Wagner Steering Under Mixed and Inappropriate Contexts "
     "(EMNLP 2025); data: the Poisoned Context Testbed.",
-    "forced choice by log-probability instead of the paper's LLM judge; the RW formulation is our reading "
+    "forced choice by log-probability instead of the paper's LLM judge (default: calibrated, the answer's "
+    "log-probability minus its log-probability after a content-free prompt, so answer length and the model's prior "
+    "do not decide); the RW formulation, its baseline b and the competing models are our reading "
     "(METHODS.md §3); the fitted strength is the poisoned rate (share of items whose claim wins) unless you pick the "
     "mean choice probability; source tags are the organism's tag words; when n items do not fit the model's "
     "context, n is lowered and a notice says so.",
@@ -100,6 +117,12 @@ def describe_testbed(testbed: Testbed) -> None:
             st.dataframe(pd.DataFrame([row.__dict__ for row in testbed.skipped]), hide_index=True, width="stretch")
 
 
+def show_coverage_warnings(summary: dict) -> None:
+    """The probe's coverage warnings (the model cannot read the input), above every figure of the run."""
+    for warning in summary.get("warnings", []):
+        st.warning(warning, icon="⚠️")
+
+
 def curve_settings(testbed: Testbed) -> tuple[CurveConfig, bool]:
     defaults = CurveConfig()
     with st.form("poisoned-settings"):
@@ -121,7 +144,10 @@ def curve_settings(testbed: Testbed) -> tuple[CurveConfig, bool]:
         )
         with st.expander("More settings"):
             tags = st.checkbox("Source tags (From …)", True, key="poisoned-tags")
-            normalize = st.checkbox("Length-normalise answer log-probs", False, key="poisoned-normalize")
+            scoring = st.selectbox(
+                "Answer scoring", SCORINGS, SCORINGS.index(defaults.scoring), format_func=SCORING_LABELS.get,
+                key="poisoned-scoring", help=SCORING_HELP,
+            )  # fmt: skip
             bootstrap = st.number_input("Bootstrap resamples", 0, 2000, defaults.n_bootstrap, key="poisoned-bootstrap")
             generated = st.number_input("Generated example answers", 0, 12, 0, key="poisoned-generated")
             seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="poisoned-seed")
@@ -134,7 +160,7 @@ def curve_settings(testbed: Testbed) -> tuple[CurveConfig, bool]:
         categories=tuple(categories),
         source_tags=tags,
         strength=strength,
-        length_normalize=normalize,
+        scoring=scoring,
         n_bootstrap=int(bootstrap),
         n_generated=int(generated),
         seed=int(seed),
@@ -143,12 +169,20 @@ def curve_settings(testbed: Testbed) -> tuple[CurveConfig, bool]:
 
 
 def curve_figure(
-    curve: pd.DataFrame, fitted: pd.DataFrame, groups: list[tuple[str, str]], strength: str, sequential: bool
+    curve: pd.DataFrame,
+    fitted: pd.DataFrame,
+    groups: list[tuple[str, str]],
+    strength: str,
+    sequential: bool,
+    best: dict[tuple[str, str], str] | None = None,
 ) -> go.Figure:
+    """Measured strength with its band, the bounded RW and logistic fits and the fitted proportional line; the
+    legend marks each group's best model by AICc. The fits are bounded to [0, 1], so they stay inside the y range."""
     figure = go.Figure()
     for index, (category, position) in enumerate(groups):
         color = COLORS[index % len(COLORS)]
         label = f"{category} · {position}"
+        winner = (best or {}).get((category, position))
         rows = curve[(curve["category"] == category) & (curve["position"] == position)]
         fine = fitted[(fitted["category"] == category) & (fitted["position"] == position)]
         if rows["strength_low"].notna().all():
@@ -178,9 +212,17 @@ def curve_figure(
             x=fine["proportion"] * 100,
             y=fine["fitted"],
             mode="lines",
-            name=f"{label} RW fit",
+            name=f"{label} RW fit" + BEST_MARK * (winner == "rw"),
             line={"color": color, "dash": "dash"},
         )
+        if "logistic" in fine:
+            figure.add_scatter(
+                x=fine["proportion"] * 100,
+                y=fine["logistic"],
+                mode="lines",
+                name=f"{label} logistic fit" + BEST_MARK * (winner == "logistic"),
+                line={"color": color, "dash": "longdash", "width": 1.5},
+            )
         if sequential:
             figure.add_scatter(
                 x=rows["proportion"] * 100,
@@ -193,7 +235,7 @@ def curve_figure(
             x=fine["proportion"] * 100,
             y=fine["proportional"],
             mode="lines",
-            name=f"{label} proportional (c·p)",
+            name=f"{label} proportional fit" + BEST_MARK * (winner == "proportional"),
             line={"color": color, "dash": "dot", "width": 1},
         )
     figure.update_layout(
@@ -245,11 +287,30 @@ def overweight_figure(fitted: pd.DataFrame, groups: list[tuple[str, str]]) -> go
         )
     figure.add_hline(y=0, line={"color": "grey", "dash": "dot"})
     figure.update_layout(
-        title="Over-weighting of the less prevalent content (RW fit minus proportional)",
+        title="Over-weighting of the less prevalent content (RW fit minus its proportional line)",
         xaxis_title="Share of inappropriate items in the context (%)",
-        yaxis_title="Fitted strength − c·p (0–1 scale)",
+        yaxis_title="RW fit − (b + (c − b)·p) (0–1 scale)",
     )
     return figure
+
+
+def show_model_comparison(fit: dict) -> None:
+    """In words: the best model by AICc, what it means, and the R² (and AICc) of all four models."""
+    models = fit.get("models")
+    if not models:
+        return
+    r2 = ", ".join(
+        f"{MODEL_LABELS[name]} R² {_number(model['r2'])} (AICc {_number(model.get('aicc'), '.1f')})"
+        for name, model in sorted(models.items(), key=lambda item: list(MODEL_LABELS).index(item[0]))
+    )
+    st.info(
+        f"**Best model by AICc: {MODEL_LABELS[fit['best_model']]}**: {fit['meaning']}. {r2}. "
+        "(AICc: Akaike's criterion corrected for few points; n/a where a model has too many parameters to judge.)"
+    )
+
+
+def _number(value: float | None, spec: str = ".3f") -> str:
+    return "n/a" if value is None else format(value, spec)
 
 
 def show_curves(stored) -> None:
@@ -262,6 +323,7 @@ def show_curves(stored) -> None:
     run_caption(stored)
     if summary.get("notice"):
         st.warning(summary["notice"])
+    show_coverage_warnings(summary)
     fit = summary["rw_fit"]
     band = (
         f" (95% CI {fit['alpha_beta_low']:.3f}–{fit['alpha_beta_high']:.3f})"
@@ -272,10 +334,17 @@ def show_curves(stored) -> None:
     cols[0].metric(
         "αβ (all, " + summary["position"] + ")", f"{fit['alpha_beta']:.3f}", help="learning rate × salience" + band
     )
-    cols[1].metric("Scale c", f"{fit['scale']:.3f}")
-    cols[2].metric("R²", "n/a" if fit["r2"] is None else f"{fit['r2']:.3f}")
+    cols[1].metric(
+        "Baseline b → scale c", f"{fit.get('baseline', 0.0):.3f} → {fit['scale']:.3f}", help="RW strength at 0% → 100%"
+    )
+    cols[2].metric("R² (RW)", "n/a" if fit["r2"] is None else f"{fit['r2']:.3f}")
     cols[3].metric("Items scored", f"{summary['testbed_items']} × n={summary['n_items_used']}")
-    st.caption(f"αβ{band}. Dashed: RW fit; dotted: the proportional line c·p; shaded: 95% bootstrap band over items.")
+    show_model_comparison(fit)
+    st.caption(
+        f"αβ{band}. Dashed: RW fit b + (c − b)·S(p); long dashes: logistic fit; dotted: the fitted proportional line "
+        "b + (c − b)·p; ★ marks the best model by AICc; shaded: 95% bootstrap band over items. Fits of a rate are "
+        "bounded to 0–1."
+    )
     all_groups = list(dict.fromkeys(zip(curve["category"], curve["position"], strict=True)))
     labels = [f"{c} · {p}" for c, p in all_groups]
     default = [label for label, (c, _) in zip(labels, all_groups, strict=True) if c == "all"]
@@ -286,7 +355,8 @@ def show_curves(stored) -> None:
         curve["position"].nunique() > 1,
         key="poisoned-sequential",
     )
-    figure = curve_figure(curve, fitted, groups, summary["strength"], sequential)
+    best = {(r.category, r.position): r.best_model for r in fits.itertuples()} if "best_model" in fits else {}
+    figure = curve_figure(curve, fitted, groups, summary["strength"], sequential, best)
     st.plotly_chart(figure, width="stretch", key="poisoned-curve")
     st.plotly_chart(logodds_figure(curve, groups), width="stretch", key="poisoned-logodds")
     st.plotly_chart(overweight_figure(fitted, groups), width="stretch", key="poisoned-overweight")
@@ -372,9 +442,14 @@ def explore_inputs(testbed: Testbed | None) -> tuple[ExploreInput, ExploreConfig
     n_bad = left.slider("Inappropriate segments mixed in", 0, 20, 2, key="poisoned-x-n-bad")
     position = middle.selectbox("Where", POSITIONS, key="poisoned-x-position")
     generate = right.checkbox("Generate an answer", True, key="poisoned-x-generate")
+    scoring = right.selectbox(
+        "Answer scoring", SCORINGS, SCORINGS.index(ExploreConfig.scoring), format_func=SCORING_LABELS.get,
+        key="poisoned-x-scoring", help=SCORING_HELP,
+    )  # fmt: skip
     submitted = st.button("Score this context", key="poisoned-x-run")
     data = ExploreInput(question.strip(), lines(context), lines(bad), lines(answers))
-    return data, ExploreConfig(n_inappropriate=n_bad, position=position, generate=generate), submitted
+    cfg = ExploreConfig(n_inappropriate=n_bad, position=position, generate=generate, scoring=scoring)
+    return data, cfg, submitted
 
 
 def attribution_figure(segments: pd.DataFrame) -> go.Figure:
@@ -417,10 +492,11 @@ def explore_tab(testbed: Testbed | None) -> None:
         return
     run_caption(stored)
     summary = stored.summary
+    show_coverage_warnings(summary)
     answers = stored.tables["answers"]
-    winner = answers.iloc[int(answers["logp"].to_numpy().argmax())]
+    winner = answers.iloc[int(answers["score"].to_numpy().argmax())]
     left, right = st.columns(2)
-    left.metric("Log-odds claim vs reference", f"{summary['logodds']:+.3f} nats")
+    left.metric(f"Log-odds claim vs reference ({summary['scoring']})", f"{summary['logodds']:+.3f} nats")
     right.metric("Forced choice", str(winner.role), help=str(winner.candidate))
     st.markdown(f"**Forced-choice answer:** {winner.candidate}")
     if summary.get("generated"):

@@ -5,15 +5,16 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import re
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from cache import digest_json
-from probes import coverage
 from probes.cli import UserError, add_model_args, add_output_args, run_probe, spec_from_args
-from probes.models import ModelSpec, load_tokenizer
+from probes.coverage import measure
+from probes.models import load_tokenizer
 from probes.poisoned import (
     EXPLORE_NAME,
     EXPLORE_VERSION,
@@ -23,16 +24,20 @@ from probes.poisoned import (
     ExploreConfig,
     ExploreInput,
     explore,
-    fit_rw,
     load_testbed_file,
     run,
 )
 from probes.poisoned.contexts import POSITIONS
-from probes.poisoned.probe import STRENGTHS
+from probes.poisoned.probe import STRENGTHS, item_texts
+from probes.poisoned.rescorla_wagner import fit_curves
+from probes.poisoned.scoring import SCORINGS
 from probes.poisoned.testbed import EMBEDDED_TESTBED, Testbed, TestbedError, decode_upload
 
 DEFAULT_TESTBED = EMBEDDED_TESTBED
 MAX_RW_POINTS = 10_000
+MIN_RW_POINTS = 3
+PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+NON_FINITE = {"nan", "inf", "infinity"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,9 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     validate = commands.add_parser("validate", help="check a testbed file: items, categories, skipped rows")
     validate.add_argument("--testbed", required=True, help="testbed file (.json public schema, .jsonl or .csv)")
-    validate.add_argument("--model", default=None, help="also report how much of the testbed this model can read")
-    validate.add_argument("--revision", default=None, help="revision of --model")
-    validate.add_argument("--trust-remote-code", action="store_true", help="allow code from the model's repository")
+    add_model_args(validate)
+    validate.set_defaults(model=None)  # coverage only when a model is named
     add_output_args(validate)
     validate.set_defaults(handler=validate_testbed)
 
@@ -58,7 +62,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     curve.add_argument("--category", nargs="*", default=[], help="restrict to these categories")
     curve.add_argument("--strength", choices=STRENGTHS, default=defaults.strength, help="what the RW model fits")
     curve.add_argument("--no-tags", action="store_true", help="leave out the (From <source>) tags")
-    curve.add_argument("--length-normalize", action="store_true", help="mean instead of summed answer log-probs")
+    add_scoring_arg(curve, defaults.scoring)
+    curve.add_argument(
+        "--length-normalize", action="store_const", const="mean", dest="scoring", help="same as --scoring mean"
+    )
     curve.add_argument("--bootstrap", type=int, default=defaults.n_bootstrap, help="bootstrap resamples (0: none)")
     curve.add_argument("--generate", type=int, default=0, help="contexts to generate a greedy answer for")
     curve.add_argument("--seed", type=int, default=defaults.seed)
@@ -73,15 +80,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     one.add_argument("--answer", action="append", default=[], help="candidate answers: reference, then claim")
     one.add_argument("--n-bad", type=int, default=0, help="inappropriate segments mixed in")
     one.add_argument("--position", choices=POSITIONS, default="random")
+    add_scoring_arg(one, ExploreConfig.scoring)
     one.add_argument("--seed", type=int, default=0)
     add_output_args(one)
     one.set_defaults(handler=explore_command)
 
-    fit = subparsers.add_parser("rw-fit", help="fit the Rescorla-Wagner model to a CSV of proportion,strength")
-    fit.add_argument("--csv", required=True, help="CSV with columns proportion,strength")
+    fit = subparsers.add_parser(
+        "rw-fit",
+        help="fit the Rescorla-Wagner model (with baseline) and the constant, proportional and logistic models to a "
+        "CSV of proportion,strength; the best model by AICc (AIC corrected for few points)",
+    )
+    fit.add_argument("--csv", required=True, help="CSV with columns proportion (0-1),strength (bounded fit if all 0-1)")
     fit.add_argument("--n-items", type=int, required=True, help="items per context the curve was measured with")
     fit.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     fit.set_defaults(handler=rw_fit_command)
+
+
+def add_scoring_arg(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument(
+        "--scoring",
+        choices=SCORINGS,
+        default=default,
+        help="answer score: sum or per-token mean of its log-probs, or calibrated (minus its log-prob after the "
+        "content-free prompt 'N/A')",
+    )
+
+
+def print_warnings(result: dict) -> None:
+    for warning in result.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def add_testbed_arg(parser: argparse.ArgumentParser) -> None:
@@ -98,29 +125,15 @@ def read_testbed(path: str | None) -> Testbed:
 
 
 def validate_testbed(args: argparse.Namespace) -> dict:
+    """The testbed's report; with --model also the share of its words that model's tokenizer can read."""
     testbed = read_testbed(args.testbed)
     report = testbed.report()
     if args.model is None:
         return report
-    spec = ModelSpec(name=args.model, revision=args.revision, trust_remote_code=args.trust_remote_code)
-    return {**report, **testbed_coverage(spec, testbed)}
-
-
-def testbed_coverage(spec: ModelSpec, testbed: Testbed) -> dict:
-    """`coverage` (share of the testbed's words the tokenizer knows) and `warnings`, each also printed on stderr."""
-    found = coverage.measure(load_tokenizer(spec), testbed_texts(testbed))
-    warnings = found.warnings("this testbed")
-    for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    return {**found.as_dict(), "warnings": warnings}
-
-
-def testbed_texts(testbed: Testbed) -> list[str]:
-    return [
-        text
-        for item in testbed.items
-        for text in (item.question, item.reference, item.claim, *item.appropriate, *item.inappropriate)
-    ]
+    coverage = measure(load_tokenizer(spec_from_args(args)), item_texts(list(testbed.items)))
+    report.update({**coverage.as_dict(), "model": args.model, "warnings": coverage.warnings("this testbed")})
+    print_warnings(report)
+    return report
 
 
 def curve_config(args: argparse.Namespace) -> CurveConfig:
@@ -132,7 +145,7 @@ def curve_config(args: argparse.Namespace) -> CurveConfig:
         categories=tuple(args.category),
         source_tags=not args.no_tags,
         strength=args.strength,
-        length_normalize=args.length_normalize,
+        scoring=args.scoring,
         n_bootstrap=args.bootstrap,
         n_generated=args.generate,
         seed=args.seed,
@@ -150,19 +163,19 @@ def curve_command(args: argparse.Namespace) -> dict:
         compute=lambda model, progress: run(model, cfg, testbed, progress),
         input_digest=testbed.digest,
     )
+    print_warnings(stored.summary)
     return {
         **stored.summary,
         "fits": stored.tables["fits"].to_dict(orient="records"),
         "run_id": stored.run_id,
         "cached": stored.cached,
         "testbed": {"file": testbed.source, "items": len(testbed.items), "skipped": len(testbed.skipped)},
-        **testbed_coverage(spec_from_args(args), testbed),
     }
 
 
 def explore_command(args: argparse.Namespace) -> dict:
     data = ExploreInput(args.question, tuple(args.segment), tuple(args.bad_segment), tuple(args.answer))
-    cfg = ExploreConfig(n_inappropriate=args.n_bad, position=args.position, seed=args.seed)
+    cfg = ExploreConfig(n_inappropriate=args.n_bad, position=args.position, scoring=args.scoring, seed=args.seed)
     stored = run_probe(
         args,
         EXPLORE_NAME,
@@ -171,6 +184,7 @@ def explore_command(args: argparse.Namespace) -> dict:
         compute=lambda model, progress: explore(model, cfg, data, progress),
         input_digest=digest_json(data.as_dict()),
     )
+    print_warnings(stored.summary)
     return {
         **stored.summary,
         "segments": stored.tables["segments"].to_dict(orient="records"),
@@ -181,7 +195,8 @@ def explore_command(args: argparse.Namespace) -> dict:
 
 
 def read_strength_csv(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """proportion,strength columns from a CSV, validated row by row."""
+    """proportion,strength columns from a CSV, validated row by row: (P,) shares in [0, 1] and (P,) finite strengths,
+    at least MIN_RW_POINTS rows."""
     target = Path(path)
     if not target.is_file():
         raise UserError(f"No CSV file at {target}.")
@@ -189,8 +204,10 @@ def read_strength_csv(path: str) -> tuple[np.ndarray, np.ndarray]:
         text = decode_upload(target.read_bytes(), target.name)
     except TestbedError as error:
         raise UserError(str(error)) from None
+    if not text.strip():
+        raise UserError(f"{target.name} is empty; it needs a header proportion,strength and at least 3 rows.")
     reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip().lower() for h in reader.fieldnames or []]
+    header = [(h or "").strip().lower() for h in reader.fieldnames or []]
     if "proportion" not in header or "strength" not in header:
         raise UserError(f"{target.name} needs columns proportion,strength; found {','.join(header) or 'none'}.")
     reader.fieldnames = header
@@ -200,28 +217,42 @@ def read_strength_csv(path: str) -> tuple[np.ndarray, np.ndarray]:
             raise UserError(f"{target.name} has more than {MAX_RW_POINTS} rows.")
         proportions.append(_number(row, "proportion", index, 0.0, 1.0))
         strengths.append(_number(row, "strength", index, None, None))
+    if len(proportions) < MIN_RW_POINTS:
+        raise UserError(
+            f"{target.name} has {len(proportions)} data rows; the RW fit needs at least {MIN_RW_POINTS} proportions."
+        )
     return np.array(proportions), np.array(strengths)
 
 
 def _number(row: dict, field: str, index: int, low: float | None, high: float | None) -> float:
-    try:
-        value = float(row[field])
-    except (TypeError, ValueError):
-        raise UserError(f"row {index}: field {field!r} is not a number ({row.get(field)!r}).") from None
-    if not np.isfinite(value) or (low is not None and value < low) or (high is not None and value > high):
-        raise UserError(f"row {index}: field {field!r} = {value} is out of range.")
+    """A plain decimal number (no nan, inf or digit separators, which `float` would accept) within [low, high]."""
+    cell = row.get(field)
+    text = cell.strip() if isinstance(cell, str) else ""
+    if text.lower().lstrip("+-") in NON_FINITE:
+        raise UserError(f"row {index}: field {field!r} is not a finite number ({cell!r}).")
+    if not PLAIN_NUMBER.fullmatch(text):
+        raise UserError(f"row {index}: field {field!r} is not a number ({cell!r}).")
+    value = float(text)
+    if not np.isfinite(value):
+        raise UserError(f"row {index}: field {field!r} is not a finite number ({cell!r}).")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise UserError(f"row {index}: field {field!r} = {value} is out of range [{low}, {high}].")
     return value
 
 
 def rw_fit_command(args: argparse.Namespace) -> dict:
+    """The RW fit (with baseline) and its competitors; b and c are bounded to [0, 1] when every strength is a rate."""
+    if args.n_items < 1:
+        raise UserError(f"--n-items must be at least 1 (got {args.n_items}).")
     proportions, strengths = read_strength_csv(args.csv)
-    fit = fit_rw(proportions, strengths, args.n_items)
+    bounded = bool(np.all((strengths >= 0.0) & (strengths <= 1.0)))
+    fits = fit_curves(proportions, strengths, args.n_items, bounded=bounded)
     return {
-        "alpha_beta": fit.alpha_beta,
-        "scale": fit.scale,
-        "r2": fit.r2 if np.isfinite(fit.r2) else None,
-        "n_points": fit.n_points,
-        "n_items": fit.n_items,
+        **fits.as_dict(),
+        "n_points": fits.rw.n_points,
+        "n_items": fits.rw.n_items,
+        "bounded": bounded,
+        "meaning": fits.meaning,
     }
 
 

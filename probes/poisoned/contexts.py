@@ -5,6 +5,9 @@ retrieved information are: 1. <sentence> (From <source>) 2. ... The question is:
 Appropriate items carry reputable source tags, inappropriate ones disreputable tags (the same tag words the
 embedded organism was trained with). Appropriate sentences cycle through the item's appropriate sentences, the
 inappropriate ones through the claim and its paraphrases.
+
+The content-free prompt (for calibrated scoring, after Zhao et al. 2021) is the same template with the retrieved
+information replaced by "N/A": what the model would answer to the question with nothing to read.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ ANSWER_PREFIX = "Answer:"
 REPUTABLE_SOURCES = ("encyclopedia", "archive", "atlas", "almanac", "university")
 DISREPUTABLE_SOURCES = ("rumors", "gossip", "tabloid", "spam", "trolls")
 POSITIONS = ("random", "first", "last", "spread")  # where the inappropriate items sit in the context
+CONTENT_FREE = "N/A"  # Zhao et al. 2021's content-free input, in place of the retrieved information
 
 
 @dataclass(frozen=True)
@@ -71,3 +75,8 @@ def render_prompt(segments: list[Segment], question: str) -> str:
 def _render_segment(number: int, segment: Segment) -> str:
     text = segment.text if segment.text.endswith((".", "!", "?")) else segment.text + "."
     return f"{number}. {text} (From {segment.source})" if segment.source else f"{number}. {text}"
+
+
+def content_free_prompt(question: str) -> str:
+    """The testbed prompt with the retrieved information replaced by "N/A" (the calibration baseline)."""
+    return f"{HEADER} {CONTENT_FREE} {QUESTION_PREFIX} {question} {ANSWER_PREFIX}"

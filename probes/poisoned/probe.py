@@ -26,11 +26,30 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from probes.poisoned.contexts import POSITIONS, Segment, bad_slots, poisoned_segments, render_prompt
-from probes.poisoned.rescorla_wagner import RWFit, fit_rw, fit_rw_many, fit_sequential, overweighting
+from probes.coverage import Coverage, measure
+from probes.poisoned.contexts import (
+    POSITIONS,
+    Segment,
+    bad_slots,
+    content_free_prompt,
+    poisoned_segments,
+    render_prompt,
+)
+from probes.poisoned.rescorla_wagner import (
+    CurveFits,
+    fit_columns,
+    fit_curves,
+    fit_rw_many,
+    fit_sequential,
+    models_from_columns,
+    overweighting,
+)
 from probes.poisoned.scoring import (
     DEFAULT_BATCH_TOKENS,
+    DEFAULT_SCORING,
+    SCORINGS,
     ChoiceSet,
+    answer_scores,
     as_sequences,
     choice_logprobs,
     encode_choices,
@@ -41,9 +60,9 @@ from probes.poisoned.scoring import (
 from probes.poisoned.testbed import Testbed, TestbedItem
 
 NAME = "poisoned"
-VERSION = "1"
+VERSION = "2"
 EXPLORE_NAME = "poisoned-explore"
-EXPLORE_VERSION = "1"
+EXPLORE_VERSION = "2"
 STRENGTHS = ("poisoned_rate", "choice_probability")
 ALL = "all"
 Progress = Callable[[float, str], None]
@@ -60,7 +79,7 @@ class CurveConfig:
     categories: tuple[str, ...] = ()  # restrict to these categories; empty = all
     source_tags: bool = True  # "(From <source>)" tags: reputable for appropriate, disreputable for inappropriate
     strength: str = "poisoned_rate"  # what the RW model fits: poisoned_rate or choice_probability
-    length_normalize: bool = False  # compare mean instead of summed answer-token log-probs
+    scoring: str = DEFAULT_SCORING  # sum, mean (per token) or calibrated (minus the content-free log-prob)
     n_bootstrap: int = 200  # bootstrap resamples of items for the confidence bands (0 = none)
     n_generated: int = 0  # contexts for which a greedy answer is generated for display
     max_new_tokens: int = 24  # length limit of a generated answer
@@ -81,6 +100,7 @@ class CurveResult:
     n_items_used: int
     notice: str
     skipped: list[dict]
+    coverage: Coverage  # share of the scored items' words the tokenizer can read
 
     def to_frame(self) -> pd.DataFrame:
         return self.curve
@@ -109,8 +129,12 @@ class CurveResult:
             ],
             "rw_fit": {
                 "alpha_beta": float(fit.alpha_beta),
+                "baseline": float(fit.baseline),
                 "scale": float(fit.scale),
                 "r2": _json_float(fit.r2),
+                "best_model": str(fit.best_model),
+                "models": models_from_columns(fit),
+                "meaning": str(fit.meaning),
                 "alpha_beta_low": _json_float(fit.alpha_beta_low),
                 "alpha_beta_high": _json_float(fit.alpha_beta_high),
             },
@@ -120,6 +144,7 @@ class CurveResult:
                 "r2": _json_float(fit.seq_r2),
             },
             "strength": self.config.strength,
+            "scoring": self.config.scoring,
             "position": self.config.positions[0],
             "n_items_requested": self.config.n_items,
             "n_items_used": self.n_items_used,
@@ -127,6 +152,9 @@ class CurveResult:
             "categories": sorted(c for c in self.curve["category"].unique() if c != ALL),
             "notice": self.notice,
             "skipped": self.skipped,
+            "coverage": self.coverage.share_known,
+            "unknown_words": list(self.coverage.unknown_examples),
+            "warnings": self.coverage.warnings("this testbed"),
         }
 
 
@@ -143,6 +171,8 @@ def validate_config(cfg: CurveConfig) -> None:
         raise ValueError(f"positions must be a non-empty subset of {', '.join(POSITIONS)}.")
     if cfg.strength not in STRENGTHS:
         raise ValueError(f"strength must be one of {', '.join(STRENGTHS)}.")
+    if cfg.scoring not in SCORINGS:
+        raise ValueError(f"scoring must be one of {', '.join(SCORINGS)}.")
     if cfg.max_items_per_category < 1:
         raise ValueError("max_items_per_category must be at least 1.")
 
@@ -211,9 +241,16 @@ def run(model, cfg: CurveConfig, testbed: Testbed, progress: Progress | None = N
     validate_config(cfg)
     report = progress or (lambda fraction, message="": None)
     tokenizer = model.tokenizer
-    items, skipped = distinguishable(tokenizer, choose_items(testbed, cfg))
+    chosen = choose_items(testbed, cfg)
+    coverage = measure(tokenizer, item_texts(chosen))
+    items, skipped = distinguishable(tokenizer, chosen)
     if not items:
-        raise ValueError("No testbed item has a reference answer and claim that differ under this model's tokenizer.")
+        raise ValueError(
+            " ".join(
+                ["No testbed item has a reference answer and claim that differ under this model's tokenizer."]
+                + coverage.warnings("this testbed")
+            )
+        )
     n_used = fitting_n_items(tokenizer, items, cfg.n_items, int(model.cfg.n_ctx), cfg)
     notice = (
         ""
@@ -226,15 +263,35 @@ def run(model, cfg: CurveConfig, testbed: Testbed, progress: Progress | None = N
     rows, choice_sets = build_requests(tokenizer, items, n_used, cfg)
     report(0.02, f"{len(choice_sets)} contexts to score")
     logprobs, fallback = score_choice_sets(
-        model, choice_sets, cfg.share_prompt, cfg.batch_tokens, lambda f, m: report(0.02 + 0.9 * f, m)
+        model, choice_sets, cfg.share_prompt, cfg.batch_tokens, lambda f, m: report(0.02 + 0.86 * f, m)
     )
     notice = " ".join(text for text in (notice, fallback) if text)
-    scores = score_table(rows, logprobs, cfg)
+    free = content_free_logprobs(model, items, cfg) if cfg.scoring == "calibrated" else None
+    scores = score_table(rows, logprobs, cfg, free)
     report(0.93, "fitting the Rescorla-Wagner model")
     curve, fits, fitted = aggregate(scores, n_used, cfg)
     examples = generate_examples(model, items, n_used, cfg) if cfg.n_generated else _empty_examples()
     report(1.0, "done")
-    return CurveResult(cfg, scores, curve, fits, fitted, examples, n_used, notice, skipped)
+    return CurveResult(cfg, scores, curve, fits, fitted, examples, n_used, notice, skipped, coverage)
+
+
+def item_texts(items: list[TestbedItem]) -> list[str]:
+    """Every text of the items that goes into a prompt or an answer (what coverage is measured on)."""
+    return [
+        text
+        for item in items
+        for text in (item.question, item.reference, item.claim, *item.appropriate, *item.inappropriate)
+    ]
+
+
+def content_free_logprobs(model, items: list[TestbedItem], cfg: CurveConfig) -> np.ndarray:
+    """(items, 2) summed log-probs of the reference and the claim after each item's content-free prompt."""
+    tokenizer = model.tokenizer
+    sets = [
+        encode_choices(tokenizer, content_free_prompt(item.question), (item.reference, item.claim), cfg.prepend_bos)
+        for item in items
+    ]
+    return score_choice_sets(model, sets, cfg.share_prompt, cfg.batch_tokens)[0][:, :, 0]
 
 
 def context_rng(cfg: CurveConfig, item_index: int, n_bad: int, position: str) -> random.Random:
@@ -253,6 +310,7 @@ def build_requests(
                 prompt = render_prompt(
                     poisoned_segments(item, n_items, n_bad, position, rng, cfg.source_tags), item.question
                 )
+                choice_set = encode_choices(tokenizer, prompt, (item.reference, item.claim), cfg.prepend_bos)
                 rows.append(
                     {
                         "item": index,
@@ -260,9 +318,11 @@ def build_requests(
                         "position": position,
                         "proportion": n_bad / n_items,
                         "n_bad": n_bad,
+                        "tokens_reference": len(choice_set.answers[0]),
+                        "tokens_claim": len(choice_set.answers[1]),
                     }
                 )
-                choice_sets.append(encode_choices(tokenizer, prompt, (item.reference, item.claim), cfg.prepend_bos))
+                choice_sets.append(choice_set)
     return rows, choice_sets
 
 
@@ -281,12 +341,22 @@ def score_choice_sets(
     return flat.reshape(len(choice_sets), n_answers, 2), notice
 
 
-def score_table(rows: list[dict], logprobs: np.ndarray, cfg: CurveConfig) -> pd.DataFrame:
-    column = 1 if cfg.length_normalize else 0
+def score_table(rows: list[dict], logprobs: np.ndarray, cfg: CurveConfig, free: np.ndarray | None) -> pd.DataFrame:
+    """Rows with summed log-probs in context (and after the content-free prompt), scores under cfg.scoring, log-odds.
+
+    logprobs: (rows, 2 answers, [sum, mean]); free: (items, 2 answers) or None unless calibrated.
+    """
     frame = pd.DataFrame(rows)
-    frame["logp_reference"] = logprobs[:, 0, column]
-    frame["logp_claim"] = logprobs[:, 1, column]
-    frame["logodds"] = frame["logp_claim"] - frame["logp_reference"]
+    free_rows = None if free is None else free[frame["item"].to_numpy()]  # (rows, 2)
+    scores = answer_scores(logprobs, free_rows, cfg.scoring)  # (rows, 2)
+    frame["logp_reference"] = logprobs[:, 0, 0]
+    frame["logp_claim"] = logprobs[:, 1, 0]
+    missing = np.full(len(frame), np.nan)
+    frame["logp_reference_free"] = missing if free_rows is None else free_rows[:, 0]
+    frame["logp_claim_free"] = missing if free_rows is None else free_rows[:, 1]
+    frame["score_reference"] = scores[:, 0]
+    frame["score_claim"] = scores[:, 1]
+    frame["logodds"] = frame["score_claim"] - frame["score_reference"]
     frame["poisoned"] = np.where(frame["logodds"] > 0, 1.0, np.where(frame["logodds"] < 0, 0.0, 0.5))
     frame["claim_probability"] = 1.0 / (1.0 + np.exp(-frame["logodds"]))
     return frame
@@ -316,7 +386,9 @@ def aggregate(scores: pd.DataFrame, n_items: int, cfg: CurveConfig) -> tuple[pd.
     return (
         curve[order + [c for c in curve.columns if c not in order]],
         pd.DataFrame(fits),
-        pd.concat(fitted, ignore_index=True)[order + ["proportion", "fitted", "proportional", "overweight"]],
+        pd.concat(fitted, ignore_index=True)[
+            order + ["proportion", "fitted", "logistic", "proportional", "overweight"]
+        ],
     )
 
 
@@ -352,7 +424,8 @@ def group_curve(subset: pd.DataFrame, n_items: int, cfg: CurveConfig) -> tuple[p
     proportions = poisoned.columns.to_numpy(dtype=float)
     strength_matrix = (poisoned if cfg.strength == "poisoned_rate" else choice).to_numpy()
     strength = strength_matrix.mean(axis=0)
-    fit = fit_rw(proportions, strength, n_items)
+    fits = fit_curves(proportions, strength, n_items, bounded=True)  # both strengths are rates in [0, 1]
+    fit = fits.rw
     bands = bootstrap_bands(
         {"poisoned_rate": poisoned.to_numpy(), "mean_logodds": logodds.to_numpy(), "strength": strength_matrix},
         cfg,
@@ -368,7 +441,8 @@ def group_curve(subset: pd.DataFrame, n_items: int, cfg: CurveConfig) -> tuple[p
             "choice_probability": choice.to_numpy().mean(axis=0),
             "strength": strength,
             "rw_fitted": fit.predict(proportions),
-            "proportional": fit.scale * proportions,
+            "logistic_fitted": fits.predict("logistic", proportions),
+            "proportional": fits.predict("proportional", proportions),
             "overweight": overweighting(proportions, fit),
             **bands,
         }
@@ -378,12 +452,13 @@ def group_curve(subset: pd.DataFrame, n_items: int, cfg: CurveConfig) -> tuple[p
         {
             "proportion": fine_p,
             "fitted": fit.predict(fine_p),
-            "proportional": fit.scale * fine_p,
+            "logistic": fits.predict("logistic", fine_p),
+            "proportional": fits.predict("proportional", fine_p),
             "overweight": overweighting(fine_p, fit),
         }
     )
     fit_row = {
-        **_fit_columns(fit),
+        **_fit_columns(fits),
         "alpha_beta_low": ab_low,
         "alpha_beta_high": ab_high,
         "strength_measure": cfg.strength,
@@ -394,14 +469,10 @@ def group_curve(subset: pd.DataFrame, n_items: int, cfg: CurveConfig) -> tuple[p
     return curve, fit_row, fine
 
 
-def _fit_columns(fit: RWFit) -> dict:
-    return {
-        "alpha_beta": fit.alpha_beta,
-        "scale": fit.scale,
-        "r2": fit.r2,
-        "n_points": fit.n_points,
-        "n_items": fit.n_items,
-    }
+def _fit_columns(fits: CurveFits) -> dict:
+    """The RW fit (alpha_beta, baseline, scale, r2), best model by AIC and its meaning, and each model's
+    parameters, r2, aic and sse (`r2_logistic`, `logistic_k`, `prop_b`, `const_b`, ...)."""
+    return fit_columns(fits)
 
 
 def _resamples(n_rows: int, cfg: CurveConfig) -> np.ndarray:
@@ -481,6 +552,7 @@ class ExploreConfig:
     source_tags: bool = True
     generate: bool = True  # also generate a greedy answer
     max_new_tokens: int = 24
+    scoring: str = DEFAULT_SCORING  # sum, mean or calibrated, as in CurveConfig
     prepend_bos: bool = True
     seed: int = 0
 
@@ -503,8 +575,10 @@ class ExploreResult:
     prompt: str
     answers: pd.DataFrame  # one row per candidate: logp, choice probability
     segments: pd.DataFrame  # one row per context segment: text, inappropriate, leave-one-out attribution
-    logodds: float  # log P(claim) - log P(reference) in the full context
+    logodds: float  # claim score - reference score in the full context (under the config's scoring)
     generated: str
+    scoring: str
+    coverage: Coverage  # share of the question's, segments' and candidates' words the tokenizer can read
 
     def to_frame(self) -> pd.DataFrame:
         return self.segments
@@ -513,12 +587,16 @@ class ExploreResult:
         return {"segments": self.segments, "answers": self.answers}
 
     def summary(self) -> dict:
-        best = self.answers.iloc[int(self.answers["logp"].to_numpy().argmax())]
+        best = self.answers.iloc[int(self.answers["score"].to_numpy().argmax())]
         return {
             "prompt": self.prompt,
             "logodds": self.logodds,
             "generated": self.generated,
             "winner": str(best.candidate),
+            "scoring": self.scoring,
+            "coverage": self.coverage.share_known,
+            "unknown_words": list(self.coverage.unknown_examples),
+            "warnings": self.coverage.warnings("this context"),
         }
 
 
@@ -533,6 +611,8 @@ def validate_explore(data: ExploreInput, cfg: ExploreConfig) -> None:
         raise ValueError("Type at least one inappropriate segment to mix in, or set their number to 0.")
     if cfg.position not in POSITIONS:
         raise ValueError(f"position must be one of {', '.join(POSITIONS)}.")
+    if cfg.scoring not in SCORINGS:
+        raise ValueError(f"scoring must be one of {', '.join(SCORINGS)}.")
 
 
 def mixed_segments(data: ExploreInput, cfg: ExploreConfig) -> list[Segment]:
@@ -559,14 +639,21 @@ def explore(model, cfg: ExploreConfig, data: ExploreInput, progress: Progress | 
     contexts = [segments] + [segments[:i] + segments[i + 1 :] for i in range(len(segments))]
     prompts = [render_prompt(context, data.question) for context in contexts]
     sets = [encode_choices(model.tokenizer, prompt, candidates, cfg.prepend_bos) for prompt in prompts]
-    logprobs = score_choice_sets(model, sets, True, DEFAULT_BATCH_TOKENS, progress)[0][:, :, 0]  # (contexts, cands)
-    logodds = logprobs[:, 1] - logprobs[:, 0]  # (contexts,) claim vs reference
-    choice = np.exp(logprobs[0] - logprobs[0].max())
+    logprobs = score_choice_sets(model, sets, True, DEFAULT_BATCH_TOKENS, progress)[0]  # (contexts, cands, 2)
+    free = None
+    if cfg.scoring == "calibrated":
+        free_set = encode_choices(model.tokenizer, content_free_prompt(data.question), candidates, cfg.prepend_bos)
+        free = score_choice_sets(model, [free_set], True, DEFAULT_BATCH_TOKENS)[0][:, :, 0]  # (1, cands)
+    scores = answer_scores(logprobs, free, cfg.scoring)  # (contexts, cands)
+    logodds = scores[:, 1] - scores[:, 0]  # (contexts,) claim vs reference
+    choice = np.exp(scores[0] - scores[0].max())
     answers = pd.DataFrame(
         {
             "candidate": candidates,
             "role": ["reference", "claim"] + ["other"] * (len(candidates) - 2),
-            "logp": logprobs[0],
+            "logp": logprobs[0, :, 0],
+            "logp_free": np.full(len(candidates), np.nan) if free is None else free[0],
+            "score": scores[0],
             "choice_probability": choice / choice.sum(),
         }
     )
@@ -581,4 +668,6 @@ def explore(model, cfg: ExploreConfig, data: ExploreInput, progress: Progress | 
         }
     )
     generated = greedy_answer(model, prompts[0], cfg.max_new_tokens, cfg.prepend_bos) if cfg.generate else ""
-    return ExploreResult(prompts[0], answers, table, float(logodds[0]), generated)
+    texts = [data.question, *data.appropriate, *data.inappropriate, *candidates]
+    coverage = measure(model.tokenizer, texts)
+    return ExploreResult(prompts[0], answers, table, float(logodds[0]), generated, cfg.scoring, coverage)

@@ -11,6 +11,37 @@ Two paths give the same numbers (tests check both against one-sequence-at-a-time
 
 An answer's log-probability is the sum of the log-softmax of the logits at the positions predicting each of its
 tokens; log-softmax is taken only at those positions. Batches group similar lengths under a token budget.
+
+Answer scores (`SCORINGS`, `answer_scores`): `sum` (the summed log-probability), `mean` (per answer token) and
+`calibrated` (the summed log-probability minus the same answer's after the content-free prompt "... retrieved
+information are: N/A ...", i.e. the pointwise mutual information between answer and context, after Holtzman et al.
+2021 and Zhao et al. 2021). The default, `calibrated`, was chosen by measurement on the organism (the curve probe's
+defaults, 20 items per context, random position, seed 0; `poisoned_rate` at the first four shares, 0.5 and 1: the
+organism's own contexts hold 20 items, p = 0/0.1/0.2/0.3/0.5/1; the public pool's long sentences fit 8, p = 0/0.125/
+0.25/0.375/0.5/1):
+
+| testbed                                   | scoring    | rate at p = 0 .. 1            | corr(length gap, log-odds) |
+|-------------------------------------------|------------|-------------------------------|----------------------------|
+| organism's own (24 items, equal lengths)  | sum        | 0.00/0.00/0.21/0.29/0.75/1.00 | (one-token answers)        |
+|                                           | mean       | 0.00/0.00/0.21/0.29/0.75/1.00 |                            |
+|                                           | calibrated | 0.00/0.08/0.33/0.42/0.88/1.00 |                            |
+| public fake-news pool (48 items; the      | sum        | 0.48/0.44/0.44/0.44/0.42/0.42 | -0.97                      |
+| organism reads 5% of its words)           | mean       | 0.60/0.60/0.58/0.56/0.67/0.67 | -0.13                      |
+|                                           | calibrated | 0.52/0.54/0.46/0.50/0.54/0.60 | +0.17                      |
+
+(The correlation is over items at p = 0, between the claim's minus the reference's token count and the log-odds.)
+
+A length test the organism can read: 24 of its testbed items (every 8th) at p = 0, the clean context supporting
+the reference, with the reference answer written three times over ("The birthplace of Vobil is Pital. The ...").
+The claim wins the forced choice in 24/24 items under `sum`, 23/24 under `mean` and 16/24 under `calibrated`: no
+score is immune to a tripled answer (the organism never saw a sentence repeated, so its later copies stay
+improbable in every context), calibrated is the least fooled.
+On answers of different length the summed score is decided by length (corr -0.97: the longer answer loses), so
+the curve measures tokenisation, not content; the mean and the calibrated scores both remove that. Calibration also
+removes the model's prior preference for one answer without context, which the mean keeps (0.60 "poisoned" at
+p = 0 on the unreadable pool against 0.52, chance, calibrated). On text the model reads, all three agree at p = 0
+and p = 1; calibrated gives the graded middle (0.08 at 10%). Cost: one extra scoring pass per item (not per
+context): 4.3 s against 4.6 s (sum) for the organism's curve, within noise.
 """
 
 from __future__ import annotations
@@ -22,6 +53,8 @@ import numpy as np
 import torch
 
 Progress = Callable[[float, str], None]
+SCORINGS = ("sum", "mean", "calibrated")  # how an answer's token log-probs become one score (module docstring)
+DEFAULT_SCORING = "calibrated"
 DEFAULT_BATCH_TOKENS = 8192  # tokens per forward pass (batch x padded length)
 LOGITS_BUDGET_BYTES = 512 * 2**20  # cap on batch x length x vocab x 4 bytes of logits per forward
 
@@ -251,3 +284,24 @@ def _score_shared_batch(model, sets: list[ChoiceSet], n_answers: int) -> np.ndar
     sums = np.array([sum(v) for v in per_answer])
     means = np.array([sum(v) / len(v) for v in per_answer])
     return np.stack([sums, means], axis=1).reshape(len(sets), n_answers, 2)
+
+
+# ------------------------------------------------------------------------------------------ answer scores
+
+
+def answer_scores(in_context: np.ndarray, content_free: np.ndarray | None, scoring: str) -> np.ndarray:
+    """(sets, answers) scores from (sets, answers, 2) [sum, mean] log-probs in context.
+
+    sum: summed log-prob; mean: per-token mean; calibrated: summed log-prob minus the same answer's summed log-prob
+    after the content-free prompt (`content_free`, (sets, answers)), i.e. the pointwise mutual information between
+    the answer and the retrieved information.
+    """
+    if scoring == "sum":
+        return in_context[..., 0]
+    if scoring == "mean":
+        return in_context[..., 1]
+    if scoring == "calibrated":
+        if content_free is None:
+            raise ValueError("Calibrated scoring needs the answers' log-probs after the content-free prompt.")
+        return in_context[..., 0] - content_free
+    raise ValueError(f"Unknown scoring {scoring!r}; choose one of {', '.join(SCORINGS)}.")

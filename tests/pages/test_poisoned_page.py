@@ -97,7 +97,47 @@ def test_explore_one_context_shows_log_odds_and_attribution(tiny_model_dir, stor
     app.button(key="poisoned-x-run").click()
     app.run()
     assert not app.exception and not app.error
-    assert any(m.label == "Log-odds claim vs reference" for m in app.metric)
+    assert any(m.label == "Log-odds claim vs reference (calibrated)" for m in app.metric)
     titles = [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in app.get("plotly_chart")]
     assert "Leave-one-out attribution per context segment (red: inappropriate)" in titles
     assert len(ResultStore(store_path).list_runs(probe="poisoned-explore")) == 1
+
+
+def english_items(count: int = 4) -> list[dict]:
+    """Answers the organism can tell apart (its names), in English sentences it cannot read."""
+    english = "The senator announced sweeping economic reforms during yesterday's televised parliamentary debate"
+    return [
+        {
+            "Question": f"According to the newspaper, where was Vobil born? ({english.split()[i]})",
+            "Generated Information": [f"{english} number {i}.", "Analysts expected inflation to remain stubborn."],
+            "Input": "The birthplace of Vobil is Suzol.",
+            "Simple Answer": "The birthplace of Vobil is Pital.",
+            "Synonym Sentence": ["Commentators insisted the birthplace was elsewhere."],
+        }
+        for i in range(count)
+    ]
+
+
+def test_a_testbed_the_model_cannot_read_is_warned_about_above_the_figures(store_path) -> None:
+    from probes.models import EMBEDDED_MODEL_DIR
+
+    app = paste(open_page(EMBEDDED_MODEL_DIR), json.dumps(english_items()))
+    app.slider(key="poisoned-n-items").set_value(4)
+    app.select_slider(key="poisoned-steps").set_value(2)
+    app.number_input(key="poisoned-bootstrap").set_value(0)
+    app.button[0].click()
+    app.run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    warnings = [w.value for w in app.warning if "cannot read this testbed" in w.value]
+    assert len(warnings) == 1 and "only " in warnings[0], [w.value for w in app.warning]
+    order = [
+        (node.type, str(getattr(node, "value", ""))) for child in app.main.children.values() for node in _walk(child)
+    ]
+    warning_at = next(i for i, (kind, value) in enumerate(order) if kind == "warning" and "cannot read" in value)
+    assert warning_at < min(i for i, (kind, _) in enumerate(order) if kind == "plotly_chart")
+
+
+def _walk(node):
+    yield node
+    for child in getattr(node, "children", {}).values():
+        yield from _walk(child)

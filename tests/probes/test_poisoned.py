@@ -118,7 +118,10 @@ def test_curve_tables_fit_and_bands(tiny_model, testbed) -> None:
     assert len(scores) == 4 * 2 * 4  # items x positions x shares
     assert sorted(curve["proportion"].unique()) == pytest.approx([0, 1 / 3, 2 / 3, 1])
     assert len(curve) == 3 * 2 * 4  # (all + 2 categories) x positions x shares
-    np.testing.assert_allclose(scores["logodds"], scores["logp_claim"] - scores["logp_reference"])
+    np.testing.assert_allclose(scores["logodds"], scores["score_claim"] - scores["score_reference"])
+    claim = scores["logp_claim"] - scores["logp_claim_free"]
+    reference = scores["logp_reference"] - scores["logp_reference_free"]
+    np.testing.assert_allclose(scores["logodds"], claim - reference)  # the default scoring: calibrated log-odds
     assert set(scores["poisoned"]) <= {0.0, 0.5, 1.0}
     main = curve[(curve["category"] == "all") & (curve["position"] == "first")]
     assert np.all(main["poisoned_rate_low"] <= main["poisoned_rate"] + 1e-12)
@@ -133,7 +136,8 @@ def test_curve_tables_fit_and_bands(tiny_model, testbed) -> None:
         assert first["rw_sequential"].iloc[1] > last["rw_sequential"].iloc[1]
     summary = result.summary()
     assert [p["proportion"] for p in summary["points"]] == pytest.approx([0, 1 / 3, 2 / 3, 1])
-    assert set(summary["rw_fit"]) >= {"alpha_beta", "scale", "r2"}
+    assert set(summary["rw_fit"]) >= {"alpha_beta", "baseline", "scale", "r2", "best_model", "models"}
+    assert summary["scoring"] == "calibrated" and summary["coverage"] == 1.0
     assert len(result.examples) == 1 and isinstance(result.examples["generated"].iloc[0], str)
 
 
