@@ -1,4 +1,4 @@
-"""The embedded model organism: deterministic corpus, testbed schema, quick training, committed model's numbers."""
+"""The embedded model organism: deterministic corpus, testbed schema, quick training (its numbers: the guard module)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,6 @@ TESTBED_SCHEMA = {
     "Simple Answer": (str, None),
     "Explainable Answer": (str, None),
 }
-ACCEPTANCE = {"fact_recall": 0.9, "context_following": 0.8, "induction_score_max": 0.5}
 committed = pytest.mark.skipif(not (EMBEDDED_MODEL_DIR / "organism.json").is_file(), reason="organism not trained")
 
 
@@ -225,34 +223,6 @@ def test_quick_without_out_is_a_clear_error() -> None:
         timeout=60,
     )
     assert completed.returncode == 2 and completed.stderr.startswith("error:")
-
-
-@pytest.fixture(scope="module")
-def committed_metrics() -> dict:
-    from probes.organism.evaluate import evaluate_folder
-
-    started = time.perf_counter()
-    metrics = evaluate_folder(EMBEDDED_MODEL_DIR)
-    metrics["eval_wall_s"] = time.perf_counter() - started
-    return metrics
-
-
-@committed
-def test_committed_organism_recalls_its_facts(committed_metrics: dict) -> None:
-    assert committed_metrics["fact_recall"] >= ACCEPTANCE["fact_recall"]
-    recorded = json.loads((EMBEDDED_MODEL_DIR / "metrics.json").read_text())
-    for name in ("fact_recall", "context_following", "induction_score_max", "loss"):
-        assert committed_metrics[name] == pytest.approx(recorded[name], abs=1e-4), name
-
-
-@committed
-def test_committed_organism_follows_a_contradicting_context(committed_metrics: dict) -> None:
-    assert committed_metrics["context_following"] >= ACCEPTANCE["context_following"]
-
-
-@committed
-def test_committed_organism_has_an_induction_head(committed_metrics: dict) -> None:
-    assert committed_metrics["induction_score_max"] >= ACCEPTANCE["induction_score_max"]
 
 
 @committed
