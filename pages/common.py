@@ -9,17 +9,11 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from cache import ResultStore, RunKey, StoredRun, StoreError, payload_from
+from cache import ResultStore, StoredRun, StoreError
 from cache.store import DB_PATH_ENV
-from probes.models import (
-    EMBEDDED_MODEL_NAME,
-    ModelLoadError,
-    ModelSpec,
-    describe,
-    exclusive,
-    load_model,
-    model_identity,
-)
+from probes import wiring
+from probes.models import EMBEDDED_MODEL_NAME, ModelLoadError, ModelSpec, load_model
+from probes.wiring import REGISTRY, Request
 
 SPEC_STATE_KEY = "model_spec"
 USER_ERRORS = (ModelLoadError, StoreError, ValueError, MemoryError)
@@ -71,8 +65,10 @@ def show_store_notice() -> None:
         st.warning(notice)
 
 
-def run_key(probe: str, version: str, config: object, input_digest: str | None = None, spec: ModelSpec | None = None):
-    return RunKey.build(probe, version, model_identity(spec or current_spec()), config, input_digest)
+def request_for(probe: str, config: object, inputs: object = None, spec: ModelSpec | None = None) -> Request:
+    """The request for `probe` on the sidebar's model (or `spec`); probes that train their own model take none."""
+    own_model = REGISTRY[probe].own_model is not None
+    return Request(probe, config, None if own_model else (spec or current_spec()), inputs)
 
 
 def progress_bar(label: str) -> tuple[Callable[[float, str], None], object]:
@@ -87,25 +83,23 @@ def progress_bar(label: str) -> tuple[Callable[[float, str], None], object]:
 
 def cached_run(
     probe: str,
-    version: str,
     config: object,
-    compute: Callable[[object, Callable[[float, str], None]], object],
-    input_digest: str | None = None,
+    inputs: object = None,
     spec: ModelSpec | None = None,
     label: str = "Running probe",
+    compute: bool = True,
+    on_record: Callable[[dict], None] | None = None,
 ) -> StoredRun | None:
-    """Serve a probe run from the store, or compute it with a progress bar; user errors become one message."""
-    spec = spec or current_spec()
+    """Serve a probe run from the store, or (when `compute`) run it through the wiring layer with a progress bar;
+    user errors become one message."""
     try:
-        key = run_key(probe, version, config, input_digest, spec)
+        request = request_for(probe, config, inputs, spec)
         store = get_store()
-        found = store.get(key)
-        if found is not None:
+        found = wiring.lookup(store, request)
+        if found is not None or not compute:
             return found
-        model = get_model(spec)
-        placement = describe(spec)
         progress, bar = progress_bar(label)
-        run = store.get_or_compute(key, lambda: _exclusive_payload(model, compute, progress, placement))
+        run = wiring.run(store, request, load=get_model, progress=progress, on_record=on_record)
         bar.empty()
         return run
     except USER_ERRORS as error:
@@ -113,18 +107,9 @@ def cached_run(
         return None
 
 
-def _exclusive_payload(model, compute, progress, placement: dict):
-    with exclusive(model):  # another session's hooks never meet this run's forward passes
-        return payload_from(compute(model, progress), placement["device"], placement["dtype"])
-
-
-def cached_lookup(probe: str, version: str, config: object, input_digest: str | None = None) -> StoredRun | None:
+def cached_lookup(probe: str, config: object, inputs: object = None, spec: ModelSpec | None = None) -> StoredRun | None:
     """The stored run for these inputs, without computing anything."""
-    try:
-        return get_store().get(run_key(probe, version, config, input_digest))
-    except USER_ERRORS as error:
-        show_error(error)
-        return None
+    return cached_run(probe, config, inputs, spec, compute=False)
 
 
 def show_error(error: BaseException) -> None:

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from cache import RunKey, payload_from
 from pages.common import (
     USER_ERRORS,
     about_box,
+    cached_lookup,
     cached_run,
     current_spec,
     export_buttons,
-    get_store,
-    progress_bar,
     run_caption,
-    run_key,
     show_error,
 )
 from probes.induction import attention, emergence, scores, sweep
@@ -212,8 +207,7 @@ def scan_section() -> None:
     copying = extra.checkbox("Copying score", defaults.copying, key="induction_copying")
     cfg = scores.ScanConfig(seq_len=int(seq_len), n_seqs=int(n_seqs), seed=int(seed), prepend_bos=prepend_bos,
                             copying=copying)  # fmt: skip
-    run = cached_run(scores.NAME, scores.VERSION, cfg, compute=lambda model, progress: scores.run(model, cfg,
-                     progress), label="Scanning every head")  # fmt: skip
+    run = cached_run(scores.NAME, cfg, label="Scanning every head")
     if run is None:
         return
     run_caption(run)
@@ -292,8 +286,7 @@ def text_attention_section(summary: dict, layer: int, head: int, prepend_bos: bo
         st.info("Type a text to see the head's attention pattern.")
         return
     cfg = attention.TextAttentionConfig(text=text, layer=int(layer), head=int(head), prepend_bos=prepend_bos)
-    run = cached_run(attention.NAME, attention.VERSION, cfg, compute=lambda model, progress: attention.run(
-                     model, cfg, progress), label="Reading the attention pattern")  # fmt: skip
+    run = cached_run(attention.NAME, cfg, label="Reading the attention pattern")
     if run is None:
         return
     share = run.summary["induction_attention"]
@@ -344,11 +337,10 @@ def emergence_section() -> None:
         cfg = emergence_config()
         if cfg.task == "bursty":
             cfg.bursty_spec().validate()
-        key = RunKey.build(emergence.NAME, emergence.VERSION, emergence.SCRATCH_MODEL_IDENTITY, cfg)
-        stored = get_store().get(key)
     except USER_ERRORS as error:
         show_error(error)
         return
+    stored = cached_lookup(emergence.NAME, cfg)
     chart = st.empty()
     if stored is None:
         offer = st.empty()  # cleared once training starts, so the "not trained yet" note does not outlive it
@@ -359,7 +351,7 @@ def emergence_section() -> None:
         if not clicked:
             return
         offer.empty()
-        stored = train_live(cfg, key, chart)
+        stored = train_live(cfg, chart)
         if stored is None:
             return
     history = stored.tables["history"]
@@ -396,23 +388,15 @@ def repeat_final_metrics(final: dict, phase: int | None) -> None:
                       help="1 = the repeat is no easier than the first half; 0 = copied perfectly")  # fmt: skip
 
 
-def train_live(cfg: emergence.TrainConfig, key: RunKey, chart):
+def train_live(cfg: emergence.TrainConfig, chart):
+    """Train through the wiring layer, redrawing the chart at every history record."""
     records: list[dict] = []
-    progress, bar = progress_bar("Training")
 
     def on_record(record: dict) -> None:
         records.append(record)
         chart.plotly_chart(emergence_figure(pd.DataFrame(records), cfg.task, None, cfg), width="stretch")
 
-    try:
-        started = time.perf_counter()
-        result = emergence.train(cfg, progress=progress, on_record=on_record)
-        stored = get_store().put(key, payload_from(result, "cpu", "float32"), time.perf_counter() - started)
-    except USER_ERRORS as error:
-        show_error(error)
-        return None
-    bar.empty()
-    return stored
+    return cached_run(emergence.NAME, cfg, label="Training", on_record=on_record)
 
 
 # --- checkpoint sweep ------------------------------------------------------------------------------------
@@ -433,17 +417,10 @@ def sweep_section() -> None:
     compute = st.button(SWEEP_LABEL, type="primary", key="induction_run_sweep")
     points, missing = [], []
     for number, (revision, checkpoint) in enumerate(zip(revisions, specs, strict=True)):
-        try:
-            run = get_store().get(run_key(scores.NAME, scores.VERSION, cfg, spec=checkpoint))
-        except USER_ERRORS as error:
-            show_error(error)
-            return
-        if run is None and compute:
-            run = cached_run(scores.NAME, scores.VERSION, cfg, spec=checkpoint,
-                             compute=lambda model, progress: scores.run(model, cfg, progress),
-                             label=f"Checkpoint {number + 1}/{len(revisions)}: {revision or sweep.FINAL}")  # fmt: skip
-            if run is None:  # the error is shown once; later checkpoints would fail the same way
-                compute = False
+        run = cached_run(scores.NAME, cfg, spec=checkpoint, compute=compute,
+                         label=f"Checkpoint {number + 1}/{len(revisions)}: {revision or sweep.FINAL}")  # fmt: skip
+        if run is None and compute:  # the error is shown once; later checkpoints would fail the same way
+            compute = False
         if run is None:
             missing.append(revision or sweep.FINAL)
             continue

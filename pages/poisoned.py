@@ -6,21 +6,16 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from cache import digest_json
 from pages.common import about_box, cached_lookup, cached_run, export_buttons, run_caption, show_error
 from probes.poisoned import (
     EXPLORE_NAME,
-    EXPLORE_VERSION,
     NAME,
-    VERSION,
     CurveConfig,
     ExploreConfig,
     ExploreInput,
     Testbed,
     TestbedError,
-    explore,
     load_testbed,
-    run,
 )
 from probes.poisoned.contexts import POSITIONS
 from probes.poisoned.scoring import SCORINGS
@@ -376,16 +371,9 @@ def curves_tab(testbed: Testbed | None) -> None:
     if submitted:
         st.session_state["poisoned-requested"] = True
     if st.session_state.get("poisoned-requested"):
-        stored = cached_run(
-            NAME,
-            VERSION,
-            cfg,
-            compute=lambda model, progress: run(model, cfg, testbed, progress),
-            input_digest=testbed.digest,
-            label="Scoring contexts",
-        )
+        stored = cached_run(NAME, cfg, testbed, label="Scoring contexts")
     else:
-        stored = cached_lookup(NAME, VERSION, cfg, input_digest=testbed.digest)
+        stored = cached_lookup(NAME, cfg, testbed)
         if stored is None:
             st.info("Press **Compute curves** to score the testbed (the defaults take seconds on the organism).")
     if stored is not None:
@@ -480,14 +468,7 @@ def explore_tab(testbed: Testbed | None) -> None:
         st.session_state["poisoned-x-requested"] = True
     if not st.session_state.get("poisoned-x-requested"):
         return
-    stored = cached_run(
-        EXPLORE_NAME,
-        EXPLORE_VERSION,
-        cfg,
-        compute=lambda model, progress: explore(model, cfg, data, progress),
-        input_digest=digest_json(data.as_dict()),
-        label="Scoring the context",
-    )
+    stored = cached_run(EXPLORE_NAME, cfg, data, label="Scoring the context")
     if stored is None:
         return
     run_caption(stored)

@@ -10,20 +10,16 @@ import streamlit as st
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from cache import RunKey, StoredRun, payload_from
+from cache import StoredRun
 from pages.common import (
-    USER_ERRORS,
     about_box,
     cached_run,
     current_spec,
     export_buttons,
-    get_store,
-    progress_bar,
     run_caption,
-    show_error,
 )
 from probes.models import EMBEDDED_MODEL_NAME, ModelLoadError, ModelSpec, local_folder, local_revisions
-from probes.spectra import SYNTHETIC_MODEL_IDENTITY, memory, transformer, weights
+from probes.spectra import memory, transformer, weights
 
 COLORS = {
     "gd": "#7f7f7f",
@@ -52,23 +48,6 @@ METRIC_LABELS = {
     "q75_q25": "Q75/Q25 singular-value ratio",
 }
 GROUP_DASH = {"head": "solid", "middle": "dashdot", "tail": "dot", "all": "dash"}
-
-
-def synthetic_run(probe: str, version: str, cfg: object, compute, label: str, compute_now: bool) -> StoredRun | None:
-    """A run that needs no language model, served from the store; computed (with a progress bar) if asked."""
-    try:
-        key = RunKey.build(probe, version, SYNTHETIC_MODEL_IDENTITY, cfg)
-        store = get_store()
-        found = store.get(key)
-        if found is not None or not compute_now:
-            return found
-        progress, bar = progress_bar(label)
-        run = store.get_or_compute(key, lambda: payload_from(compute(progress), "cpu", "float32/float64"))
-        bar.empty()
-        return run
-    except USER_ERRORS as error:
-        show_error(error)
-        return None
 
 
 def name(optimizer: str) -> str:
@@ -305,14 +284,7 @@ def isotropy_over_training_figure(frame: pd.DataFrame, series: str, metric: str,
 def memory_section() -> None:
     st.markdown("The paper's model: **softmax(Ẽᵀ W E_k)**, W₀ = 0, heavy-tailed classes, trained side by side.")
     cfg = memory_settings()
-    run = synthetic_run(
-        memory.NAME,
-        memory.VERSION,
-        cfg,
-        lambda progress: memory.run(cfg, progress),
-        "Training the associative memory",
-        compute_now=True,
-    )
+    run = cached_run(memory.NAME, cfg, label="Training the associative memory")
     if run is None:
         return
     run_caption(run)
@@ -440,14 +412,7 @@ def transformer_section() -> None:
         "end-point gap."
     )
     cfg, submitted = transformer_settings()
-    run = synthetic_run(
-        transformer.NAME,
-        transformer.VERSION,
-        cfg,
-        lambda progress: transformer.run(cfg, progress),
-        "Training the small transformers",
-        compute_now=submitted,
-    )
+    run = cached_run(transformer.NAME, cfg, label="Training the small transformers", compute=submitted)
     if run is None:
         st.info("Press **Train the transformers** (about half a minute per setup on a laptop CPU).")
         return
@@ -571,14 +536,7 @@ def model_section() -> None:
     cfg = weights.WeightsConfig()
     runs = []
     for which in [spec] + ([other] if other else []):
-        run = cached_run(
-            weights.NAME,
-            weights.VERSION,
-            cfg,
-            compute=lambda model, progress: weights.run(model, cfg, progress),
-            spec=which,
-            label=f"Measuring {which.name}",
-        )
+        run = cached_run(weights.NAME, cfg, spec=which, label=f"Measuring {which.name}")
         if run is not None:
             runs.append(run)
             run_caption(run)

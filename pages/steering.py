@@ -11,29 +11,24 @@ from pages.common import about_box, cached_run, current_spec, export_buttons, ge
 from probes.models import ModelLoadError, local_folder
 from probes.steering import (
     LADDER_NAME,
-    LADDER_VERSION,
     NAME,
     VECTORS_NAME,
-    VECTORS_VERSION,
-    VERSION,
     LadderConfig,
     PromptSets,
     SteeringVectors,
     SweepConfig,
     VectorConfig,
-    build_vectors,
     default_layers,
     organism_prompt_sets,
     parse_facts,
     parse_prompt_sets,
-    run_ladder,
-    run_sweep,
 )
 from probes.steering.metrics import derived_vocabulary
 from probes.steering.prompts import MAX_PROMPT_FILE_BYTES, ORGANISM_ASSOCIATIVE_SETS, default_data_dir, parse_lines
 from probes.steering.sweep import input_coverage
 from probes.steering.vectors import METADATA_NAME, SAFETENSORS_NAME, STRENGTH_UNITS
 from probes.uploads import decode_upload
+from probes.wiring import LadderInputs, SweepInputs
 
 DEFAULTS, PASTE = "Embedded organism defaults", "Paste or upload"
 SLIDER_MIN, SLIDER_MAX, SLIDER_STEP = -4.0, 4.0, 0.5
@@ -298,17 +293,9 @@ vector_cfg = VectorConfig(
 ).resolved(n_layers)
 for warning in input_coverage(model.tokenizer, sets).warnings("the prompt sets' text"):
     st.warning(warning, icon="⚠️")
-model_label = current_spec().name
 vector_run = None
 if loaded is None:
-    vector_run = cached_run(
-        VECTORS_NAME,
-        VECTORS_VERSION,
-        vector_cfg,
-        compute=lambda m, progress: build_vectors(m, vector_cfg, sets, model_label, progress),
-        input_digest=digest_json(sets.vector_inputs()),
-        label="Building the steering vector",
-    )
+    vector_run = cached_run(VECTORS_NAME, vector_cfg, sets, label="Building the steering vector")
     if vector_run is None:
         st.stop()
     vectors = SteeringVectors.from_files(vector_run.files[SAFETENSORS_NAME], vector_run.files.get(METADATA_NAME))
@@ -371,12 +358,7 @@ ladder_cfg = LadderConfig(
     seed=int(seed),
 )
 ladder_run = cached_run(
-    LADDER_NAME,
-    LADDER_VERSION,
-    ladder_cfg,
-    compute=lambda m, progress: run_ladder(m, ladder_cfg, vectors, vocabulary, progress),
-    input_digest=digest_json({"vector": vectors.digest(), "vocabulary": sorted(vocabulary)}),
-    label="Generating at every slider strength",
+    LADDER_NAME, ladder_cfg, LadderInputs(vectors, frozenset(vocabulary)), label="Generating at every slider strength"
 )
 if ladder_run is not None:
     generations = ladder_run.tables["generations"].set_index("strength")
@@ -411,14 +393,7 @@ except ValueError:
 sweep_cfg = SweepConfig(
     strengths=sweep_strengths, task_strength=task_strength, n_facts=int(n_facts), collapse_ratio=float(ratio)
 ).resolved(vectors.layers)
-sweep_run = cached_run(
-    NAME,
-    VERSION,
-    sweep_cfg,
-    compute=lambda m, progress: run_sweep(m, sweep_cfg, vectors, sets, progress),
-    input_digest=digest_json({"vector": vectors.digest(), **sets.evaluation_inputs()}),
-    label="Sweeping strengths",
-)
+sweep_run = cached_run(NAME, sweep_cfg, SweepInputs(vectors, sets), label="Sweeping strengths")
 if sweep_run is not None:
     summary = sweep_run.summary
     if summary.get("warnings"):

@@ -1,4 +1,4 @@
-"""The command-line entry: wires probes to the result store.
+"""The command-line entry: runs probes through the wiring layer (`probes/wiring.py`), as the pages do.
 
 Each module in this package exposes `register(subparsers)`, adding its commands; a command's handler takes the
 parsed arguments and returns a JSON-able dict (printed as exactly one JSON object with `--json`, as readable text
@@ -15,19 +15,12 @@ import json
 import os
 import pkgutil
 import sys
-import time
 from collections.abc import Callable, Iterator
 
-from cache import ResultStore, RunKey, StoredRun, StoreError, payload_from
-from probes.models import (
-    EMBEDDED_MODEL_NAME,
-    ModelLoadError,
-    ModelSpec,
-    describe,
-    exclusive,
-    load_model,
-    model_identity,
-)
+from cache import ResultStore, StoredRun, StoreError
+from probes import wiring
+from probes.models import EMBEDDED_MODEL_NAME, ModelLoadError, ModelSpec
+from probes.wiring import REGISTRY, Request
 
 
 class UserError(RuntimeError):
@@ -88,34 +81,18 @@ def tqdm_progress(description: str) -> tuple[Callable[[float, str], None], Calla
 
 
 def run_probe(
-    args: argparse.Namespace,
-    probe: str,
-    version: str,
-    config: object,
-    compute: Callable[[object, Callable[[float, str], None]], object],
-    input_digest: str | None = None,
-    spec: ModelSpec | None = None,
+    args: argparse.Namespace, probe: str, config: object, inputs: object = None, spec: ModelSpec | None = None
 ) -> StoredRun:
-    """Load the model named by the arguments, then serve `probe` from the store or compute and store it.
+    """Serve `probe` from the store or compute and store it, through the wiring layer (as the pages do).
 
-    `compute(model, progress)` returns a probe result with `to_tables()` and `summary()`.
-    """
-    spec = spec or spec_from_args(args)
-    store = store_from_args(args)
-    key = RunKey.build(probe, version, model_identity(spec), config, input_digest)
-    if not args.no_cache and (found := store.get(key)) is not None:
-        return found
-    model = load_model(spec)
-    placement = describe(spec)
+    The model is the one the arguments name (or `spec`); probes that train their own model take none."""
+    own_model = REGISTRY[probe].own_model is not None
+    request = Request(probe, config, None if own_model else (spec or spec_from_args(args)), inputs)
     progress, close = tqdm_progress(probe)
-    started = time.perf_counter()
     try:
-        with exclusive(model):
-            result = compute(model, progress)
+        return wiring.run(store_from_args(args), request, progress=progress, refresh=args.no_cache)
     finally:
         close()
-    payload = payload_from(result, placement["device"], placement["dtype"])
-    return store.put(key, payload, duration_s=time.perf_counter() - started)
 
 
 def emit(result: dict, as_json: bool) -> None:

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import time
 
-from cache import RunKey
 from probes.cli import (
     UserError,
     add_model_args,
     add_output_args,
     run_probe,
     spec_from_args,
-    store_from_args,
-    tqdm_progress,
 )
 from probes.induction import attention, emergence, scores, sweep
 from probes.models import ModelSpec
@@ -93,9 +89,7 @@ def scan_output(run) -> dict:
 
 def scan_command(args: argparse.Namespace) -> dict:
     cfg = scan_config(args)
-    run = run_probe(args, scores.NAME, scores.VERSION, cfg, compute=lambda model, progress: scores.run(model, cfg,
-                    progress))  # fmt: skip
-    return scan_output(run)
+    return scan_output(run_probe(args, scores.NAME, cfg))
 
 
 def train_config(args: argparse.Namespace) -> emergence.TrainConfig:
@@ -106,20 +100,7 @@ def train_config(args: argparse.Namespace) -> emergence.TrainConfig:
 
 
 def train_command(args: argparse.Namespace) -> dict:
-    cfg = train_config(args)
-    store = store_from_args(args)
-    key = RunKey.build(emergence.NAME, emergence.VERSION, emergence.SCRATCH_MODEL_IDENTITY, cfg)
-    run = None if args.no_cache else store.get(key)
-    if run is None:
-        progress, close = tqdm_progress(f"train {cfg.task}")
-        started = time.perf_counter()
-        try:
-            result = emergence.train(cfg, progress=progress)
-        finally:
-            close()
-        from cache import payload_from
-
-        run = store.put(key, payload_from(result, "cpu", "float32"), duration_s=time.perf_counter() - started)
+    run = run_probe(args, emergence.NAME, train_config(args))
     summary = run.summary
     return {"task": summary["task"], "phase_change_step": summary["phase_change_step"],
             "phase_metric": summary["phase_metric"], "phase_threshold": summary["phase_threshold"],
@@ -136,8 +117,7 @@ def sweep_command(args: argparse.Namespace) -> dict:
     points = []
     for revision in revisions:
         spec = ModelSpec(base.name, revision, base.device, base.dtype, base.trust_remote_code)
-        run = run_probe(args, scores.NAME, scores.VERSION, cfg, spec=spec,
-                        compute=lambda model, progress: scores.run(model, cfg, progress))  # fmt: skip
+        run = run_probe(args, scores.NAME, cfg, spec=spec)
         points.append(sweep.SweepPoint(revision, sweep.revision_step(revision), run.run_id, run.summary))
     frame = sweep.sweep_frame(points, final=sweep.final_step(base.name))
     return {"model": base.name, "checkpoints": frame.to_dict(orient="records")}
@@ -145,7 +125,6 @@ def sweep_command(args: argparse.Namespace) -> dict:
 
 def attention_command(args: argparse.Namespace) -> dict:
     cfg = attention.TextAttentionConfig(text=args.text, layer=args.layer, head=args.head, prepend_bos=not args.no_bos)
-    run = run_probe(args, attention.NAME, attention.VERSION, cfg,
-                    compute=lambda model, progress: attention.run(model, cfg, progress))  # fmt: skip
+    run = run_probe(args, attention.NAME, cfg)
     frame = run.tables["attention"]
     return {**run.summary, "pattern": frame[["query", "key", "attention"]].values.tolist(), "run_id": run.run_id}

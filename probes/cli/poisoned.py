@@ -11,21 +11,16 @@ from pathlib import Path
 
 import numpy as np
 
-from cache import digest_json
 from probes.cli import UserError, add_model_args, add_output_args, run_probe, spec_from_args
 from probes.coverage import measure
 from probes.models import load_tokenizer
 from probes.poisoned import (
     EXPLORE_NAME,
-    EXPLORE_VERSION,
     NAME,
-    VERSION,
     CurveConfig,
     ExploreConfig,
     ExploreInput,
-    explore,
     load_testbed_file,
-    run,
 )
 from probes.poisoned.contexts import POSITIONS
 from probes.poisoned.probe import STRENGTHS, item_texts
@@ -155,14 +150,7 @@ def curve_config(args: argparse.Namespace) -> CurveConfig:
 def curve_command(args: argparse.Namespace) -> dict:
     testbed = read_testbed(args.testbed)
     cfg = curve_config(args)
-    stored = run_probe(
-        args,
-        NAME,
-        VERSION,
-        cfg,
-        compute=lambda model, progress: run(model, cfg, testbed, progress),
-        input_digest=testbed.digest,
-    )
+    stored = run_probe(args, NAME, cfg, testbed)
     print_warnings(stored.summary)
     return {
         **stored.summary,
@@ -176,14 +164,7 @@ def curve_command(args: argparse.Namespace) -> dict:
 def explore_command(args: argparse.Namespace) -> dict:
     data = ExploreInput(args.question, tuple(args.segment), tuple(args.bad_segment), tuple(args.answer))
     cfg = ExploreConfig(n_inappropriate=args.n_bad, position=args.position, scoring=args.scoring, seed=args.seed)
-    stored = run_probe(
-        args,
-        EXPLORE_NAME,
-        EXPLORE_VERSION,
-        cfg,
-        compute=lambda model, progress: explore(model, cfg, data, progress),
-        input_digest=digest_json(data.as_dict()),
-    )
+    stored = run_probe(args, EXPLORE_NAME, cfg, data)
     print_warnings(stored.summary)
     return {
         **stored.summary,

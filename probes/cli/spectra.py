@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import time
 
-from cache import RunKey, payload_from
-from probes.cli import UserError, add_model_args, add_output_args, run_probe, store_from_args, tqdm_progress
+from probes.cli import add_model_args, add_output_args, run_probe
 from probes.models import ModelSpec
-from probes.spectra import SYNTHETIC_MODEL_IDENTITY, memory, transformer, weights
+from probes.spectra import memory, transformer, weights
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -64,7 +62,7 @@ def memory_command(args: argparse.Namespace) -> dict:
         seed=args.seed,
     )
     memory.validate(cfg)
-    run = synthetic_run(args, memory.NAME, memory.VERSION, cfg, lambda progress: memory.run(cfg, progress))
+    run = run_probe(args, memory.NAME, cfg)
     return {"run_id": run.run_id, "cached": run.cached, **run.summary}
 
 
@@ -93,8 +91,7 @@ def transformer_command(args: argparse.Namespace) -> dict:
         seed=args.seed,
     )
     transformer.validate(cfg)
-    compute = lambda progress: transformer.run(cfg, progress)  # noqa: E731
-    run = synthetic_run(args, transformer.NAME, transformer.VERSION, cfg, compute)
+    run = run_probe(args, transformer.NAME, cfg)
     return {"run_id": run.run_id, "cached": run.cached, **run.summary}
 
 
@@ -110,34 +107,13 @@ def register_weights(commands: argparse._SubParsersAction) -> None:
 
 def weights_command(args: argparse.Namespace) -> dict:
     cfg = weights.WeightsConfig(top_k=args.top_k)
-
-    def compute(model, progress):
-        return weights.run(model, cfg, progress)
-
-    runs = [run_probe(args, weights.NAME, weights.VERSION, cfg, compute=compute)]
+    runs = [run_probe(args, weights.NAME, cfg)]
     if args.compare_revision:
         other = ModelSpec(args.model, args.compare_revision, args.device, args.dtype, args.trust_remote_code)
-        runs.append(run_probe(args, weights.NAME, weights.VERSION, cfg, compute=compute, spec=other))
+        runs.append(run_probe(args, weights.NAME, cfg, spec=other))
     return {
         "models": [
             {"run_id": run.run_id, "model": run.model_id, "revision": run.revision, "cached": run.cached, **run.summary}
             for run in runs
         ]
     }
-
-
-def synthetic_run(args: argparse.Namespace, probe: str, version: str, cfg: object, compute):
-    """Serve a computation that needs no language model from the store, or compute and store it."""
-    store = store_from_args(args)
-    key = RunKey.build(probe, version, SYNTHETIC_MODEL_IDENTITY, cfg)
-    if not args.no_cache and (found := store.get(key)) is not None:
-        return found
-    progress, close = tqdm_progress(probe)
-    started = time.perf_counter()
-    try:
-        result = compute(progress)
-    except ValueError as error:
-        raise UserError(str(error)) from None
-    finally:
-        close()
-    return store.put(key, payload_from(result, "cpu", "float32/float64"), duration_s=time.perf_counter() - started)

@@ -16,26 +16,22 @@ import argparse
 import sys
 from pathlib import Path
 
-from cache import digest_json
 from probes.cli import UserError, add_model_args, add_output_args, run_probe, spec_from_args
-from probes.models import layer_count, local_folder, model_identity
+from probes.models import layer_count, local_folder
 from probes.steering import (
     NAME,
     VECTORS_NAME,
-    VECTORS_VERSION,
-    VERSION,
     PromptSets,
     SteeringVectors,
     SweepConfig,
     VectorConfig,
-    build_vectors,
     organism_prompt_sets,
     parse_facts,
     parse_prompt_sets,
-    run_sweep,
 )
 from probes.steering.prompts import ORGANISM_ASSOCIATIVE_SETS, default_data_dir, parse_lines
 from probes.steering.vectors import METADATA_NAME, SAFETENSORS_NAME, STRENGTH_UNITS
+from probes.wiring import SweepInputs
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -168,17 +164,8 @@ def obtain_vectors(args: argparse.Namespace, sets: PromptSets) -> tuple[Steering
         if not path.is_file():
             raise UserError(f"No such file: {args.vector}")
         return SteeringVectors.from_files(path.read_bytes(), json_bytes), None
-    spec = spec_from_args(args)
-    label = model_identity(spec)["model_id"]
     cfg = vector_config_from_args(args)
-    run = run_probe(
-        args,
-        VECTORS_NAME,
-        VECTORS_VERSION,
-        cfg,
-        compute=lambda model, progress: build_vectors(model, cfg, sets, label, progress),
-        input_digest=digest_json(sets.vector_inputs()),
-    )
+    run = run_probe(args, VECTORS_NAME, cfg, sets)
     return SteeringVectors.from_files(run.files[SAFETENSORS_NAME], run.files.get(METADATA_NAME)), run.run_id
 
 
@@ -211,23 +198,12 @@ def sweep_config_from_args(args: argparse.Namespace) -> SweepConfig:
     )
 
 
-def sweep_input_digest(vectors: SteeringVectors, sets: PromptSets) -> str:
-    return digest_json({"vector": vectors.digest(), **sets.evaluation_inputs()})
-
-
 def sweep_command(args: argparse.Namespace) -> dict:
     sets = prompt_sets_from_args(args)
     requested = sweep_config_from_args(args)
     vectors, vector_run = obtain_vectors(args, sets)
     cfg = requested.resolved(vectors.layers)
-    run = run_probe(
-        args,
-        NAME,
-        VERSION,
-        cfg,
-        compute=lambda model, progress: run_sweep(model, cfg, vectors, sets, progress),
-        input_digest=sweep_input_digest(vectors, sets),
-    )
+    run = run_probe(args, NAME, cfg, SweepInputs(vectors, sets))
     for warning in run.summary.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
     return {**run.summary, "run_id": run.run_id, "vector_run_id": vector_run, "cached": run.cached}

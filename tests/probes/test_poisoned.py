@@ -227,7 +227,10 @@ def test_cli_curve_is_cached_on_the_second_request(
     def must_not_compute(*args, **kwargs):
         raise AssertionError("the second request should be served from the cache")
 
-    monkeypatch.setattr("probes.cli.poisoned.run", must_not_compute)
+    from probes import poisoned, wiring
+
+    served_only = replace(wiring.REGISTRY[poisoned.NAME], compute=must_not_compute)
+    monkeypatch.setitem(wiring.REGISTRY, poisoned.NAME, served_only)
     assert main(curve_args(tiny_model_dir, testbed_file)) == 0
     second = json.loads(capsys.readouterr().out)
     assert second["cached"] is True and second["run_id"] == first["run_id"]

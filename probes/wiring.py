@@ -1,0 +1,173 @@
+"""The one wiring layer: how a page, the CLI (and later a job or a Ray worker) runs a probe.
+
+* `REGISTRY`: every probe by name: version, config type, how to digest its inputs, and how to compute it.
+* `Request`: a probe name, its config, the model (a `ModelSpec`, or None for the probes that train their own small
+  model) and the probe's inputs. It produces the run key, so the same request gives the same key from any caller.
+* `lookup(store, request)`: the stored run, or None. `run(store, request, ...)`: serve from the store, or load the
+  model, compute while holding it exclusively (`probes.models.exclusive`: no other session's hooks meet this run's
+  forward passes), store and return the run.
+
+Configs arrive with their defaults resolved (`VectorConfig.resolved`, `SweepConfig.resolved`), because the key
+describes the config. This module and `probes/cli/` are the only places in `probes/` that import `cache/`; the
+computation modules stay pure.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from cache import ResultStore, RunKey, StoredRun, digest_json, payload_from
+from probes import poisoned, spectra, steering
+from probes.induction import attention, emergence, scores
+from probes.models import ModelSpec, describe, exclusive, load_model, model_identity
+from probes.spectra import memory, transformer, weights
+
+Progress = Callable[[float, str], None]
+OnRecord = Callable[[dict], None]
+
+
+class SweepInputs(NamedTuple):
+    vectors: steering.SteeringVectors
+    sets: steering.PromptSets
+
+
+class LadderInputs(NamedTuple):
+    vectors: steering.SteeringVectors
+    vocabulary: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a probe's compute function receives."""
+
+    model: object | None  # the loaded model; None for probes that train their own
+    config: object
+    inputs: object
+    progress: Progress
+    on_record: OnRecord | None
+    model_label: str  # the model's id as the store records it
+
+
+def no_inputs(inputs: object) -> None:
+    """The input digest of probes whose config says everything (scan, training, synthetic spectra)."""
+    return None
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One registry row."""
+
+    name: str
+    version: str
+    config_type: type
+    compute: Callable[[Context], object]  # -> a result with to_tables(), summary() and optionally files()
+    digest_inputs: Callable[[object], str | None] = no_inputs
+    own_model: dict | None = None  # model identity of probes that build their own model (then no ModelSpec)
+    placement: tuple[str, str] = ("cpu", "float32")  # device / dtype label of own-model probes
+
+
+PROBES = (
+    Probe(scores.NAME, scores.VERSION, scores.ScanConfig, lambda c: scores.run(c.model, c.config, c.progress)),
+    Probe(attention.NAME, attention.VERSION, attention.TextAttentionConfig,
+          lambda c: attention.run(c.model, c.config, c.progress)),
+    Probe(emergence.NAME, emergence.VERSION, emergence.TrainConfig,
+          lambda c: emergence.train(c.config, c.progress, c.on_record), own_model=emergence.SCRATCH_MODEL_IDENTITY),
+    Probe(steering.VECTORS_NAME, steering.VECTORS_VERSION, steering.VectorConfig,
+          lambda c: steering.build_vectors(c.model, c.config, c.inputs, c.model_label, c.progress),
+          digest_inputs=lambda sets: digest_json(sets.vector_inputs())),
+    Probe(steering.NAME, steering.VERSION, steering.SweepConfig,
+          lambda c: steering.run_sweep(c.model, c.config, c.inputs.vectors, c.inputs.sets, c.progress),
+          digest_inputs=lambda i: digest_json({"vector": i.vectors.digest(), **i.sets.evaluation_inputs()})),
+    Probe(steering.LADDER_NAME, steering.LADDER_VERSION, steering.LadderConfig,
+          lambda c: steering.run_ladder(c.model, c.config, c.inputs.vectors, set(c.inputs.vocabulary), c.progress),
+          digest_inputs=lambda i: digest_json({"vector": i.vectors.digest(), "vocabulary": sorted(i.vocabulary)})),
+    Probe(poisoned.NAME, poisoned.VERSION, poisoned.CurveConfig,
+          lambda c: poisoned.run(c.model, c.config, c.inputs, c.progress), digest_inputs=lambda t: t.digest),
+    Probe(poisoned.EXPLORE_NAME, poisoned.EXPLORE_VERSION, poisoned.ExploreConfig,
+          lambda c: poisoned.explore(c.model, c.config, c.inputs, c.progress),
+          digest_inputs=lambda data: digest_json(data.as_dict())),
+    Probe(memory.NAME, memory.VERSION, memory.MemoryConfig, lambda c: memory.run(c.config, c.progress),
+          own_model=spectra.SYNTHETIC_MODEL_IDENTITY, placement=("cpu", "float32/float64")),
+    Probe(transformer.NAME, transformer.VERSION, transformer.TransformerConfig,
+          lambda c: transformer.run(c.config, c.progress),
+          own_model=spectra.SYNTHETIC_MODEL_IDENTITY, placement=("cpu", "float32/float64")),
+    Probe(weights.NAME, weights.VERSION, weights.WeightsConfig, lambda c: weights.run(c.model, c.config, c.progress)),
+)  # fmt: skip
+REGISTRY: dict[str, Probe] = {probe.name: probe for probe in PROBES}
+
+
+@dataclass(frozen=True)
+class Request:
+    """One probe run as asked for: the same request gives the same run key from a page, the CLI or a job."""
+
+    probe: str
+    config: object
+    spec: ModelSpec | None = None  # None only for probes that build their own model
+    inputs: object = None
+
+    def __post_init__(self) -> None:
+        entry = REGISTRY.get(self.probe)
+        if entry is None:
+            raise ValueError(f"Unknown probe {self.probe!r}; known: {', '.join(sorted(REGISTRY))}.")
+        if not isinstance(self.config, entry.config_type):
+            raise TypeError(f"{self.probe} takes a {entry.config_type.__name__}, got {type(self.config).__name__}.")
+        if (entry.own_model is None) != (self.spec is not None):
+            raise ValueError(f"{self.probe} {'needs a model' if entry.own_model is None else 'trains its own model'}.")
+
+    @property
+    def entry(self) -> Probe:
+        return REGISTRY[self.probe]
+
+    def identity(self) -> dict:
+        return self.entry.own_model if self.spec is None else model_identity(self.spec)
+
+    def input_digest(self) -> str | None:
+        return self.entry.digest_inputs(self.inputs)
+
+    def key(self) -> RunKey:
+        return RunKey.build(self.probe, self.entry.version, self.identity(), self.config, self.input_digest())
+
+
+def lookup(store: ResultStore, request: Request) -> StoredRun | None:
+    """The stored run for this request, computing nothing."""
+    return store.get(request.key())
+
+
+def run(
+    store: ResultStore,
+    request: Request,
+    load: Callable[[ModelSpec], object] = load_model,
+    progress: Progress | None = None,
+    on_record: OnRecord | None = None,
+    refresh: bool = False,
+) -> StoredRun:
+    """Serve the request from the store, or compute it (model held exclusively), store it and return the run.
+
+    `load` turns a spec into a loaded model (the pages pass their process-wide cached loader); `refresh` recomputes
+    even when a stored run exists. Nothing is stored when the computation raises."""
+    key = request.key()
+    if not refresh and (found := store.get(key)) is not None:
+        return found
+    report = progress or (lambda fraction, message="": None)
+    started = time.perf_counter()
+    payload = _compute(request, load, report, on_record)
+    return store.put(key, payload, duration_s=time.perf_counter() - started)
+
+
+def _compute(request: Request, load, progress: Progress, on_record: OnRecord | None):
+    entry = request.entry
+    label = request.identity()["model_id"]
+    if request.spec is None:
+        context = Context(None, request.config, request.inputs, progress, on_record, label)
+        return payload_from(entry.compute(context), *entry.placement)
+    model = load(request.spec)
+    placement = describe(request.spec)
+    with exclusive(model):  # another session's hooks never meet this run's forward passes
+        result = entry.compute(Context(model, request.config, request.inputs, progress, on_record, label))
+    return payload_from(result, placement["device"], placement["dtype"])
+
+
+__all__ = ["REGISTRY", "Context", "LadderInputs", "Probe", "Request", "SweepInputs", "lookup", "run"]
