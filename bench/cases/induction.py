@@ -8,11 +8,12 @@ from transformer_lens.head_detector import detect_head
 
 from bench.timing import comparison_row
 from probes.induction import scores
+from probes.tokens import bos_for
 
 
 def _tokens_and_texts(model, cfg: scores.ScanConfig) -> tuple[torch.Tensor, list[str]]:
     vocab, special = scores.sampling_vocabulary(model)
-    bos = scores.bos_token_id(model, cfg.prepend_bos)
+    bos = bos_for(model, cfg.prepend_bos)
     tokens = scores.repeated_random_tokens(vocab, special, cfg.n_seqs, cfg.seq_len, bos, cfg.seed)
     texts = [model.tokenizer.decode(row[int(bos is not None) :]) for row in tokens]
     return tokens.to(model.cfg.device), texts

@@ -6,9 +6,9 @@ from __future__ import annotations
 import torch
 
 from bench.timing import comparison_row
-from probes.steering.apply import left_padded
 from probes.steering.hooks import steering
-from probes.steering.vectors import default_layers, pad_id
+from probes.steering.vectors import default_layers
+from probes.tokens import left_pad, pad_id
 
 PROMPTS = [
     "fact : the capital of the country is",
@@ -44,7 +44,7 @@ def _generate(model, batch, mask, new_tokens: int):
 def rows(model, model_label: str, quick: bool) -> list[dict]:
     n_prompts, new_tokens, repeats = (2, 4, 7) if quick else (4, 16, 5)  # a quick call is ~30 ms
     tokens = [model.to_tokens(p)[0] for p in PROMPTS[:n_prompts]]
-    batch, mask = left_padded(tokens, pad_id(model))
+    batch, mask = left_pad(tokens, pad_id(model.tokenizer))
     batch, mask = batch.to(model.cfg.device), mask.to(model.cfg.device)
     width = batch.shape[1]
     directions = _directions(model, 2.0)

@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from probes.hook_names import attn_pattern
 from probes.models import exclusive
+from probes.tokens import prompt_ids
 
 NAME = "induction-attention"
 VERSION = "1"
@@ -77,11 +79,8 @@ class TextAttentionResult:
 
 
 def tokenize(model, text: str, prepend_bos: bool, max_tokens: int) -> torch.Tensor:
-    """(1, pos) token ids of `text`, BOS first when asked and available."""
-    tokenizer = model.tokenizer
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    if prepend_bos and tokenizer.bos_token_id is not None:
-        ids = [tokenizer.bos_token_id] + ids
+    """(1, pos) token ids of `text`, BOS first when asked and available (never doubled)."""
+    ids = prompt_ids(model.tokenizer, text, prepend_bos)
     if len(ids) < 2:
         raise ValueError("Type a text of at least two tokens.")
     return torch.tensor([ids[:max_tokens]])
@@ -91,7 +90,7 @@ def run(model, cfg: TextAttentionConfig, progress: Progress | None = None) -> Te
     if not (0 <= cfg.layer < model.cfg.n_layers and 0 <= cfg.head < model.cfg.n_heads):
         raise ValueError(f"Head L{cfg.layer}H{cfg.head} does not exist in this model.")
     tokens = tokenize(model, cfg.text, cfg.prepend_bos, cfg.max_tokens)  # (1, pos)
-    hook = f"blocks.{cfg.layer}.attn.hook_pattern"
+    hook = attn_pattern(cfg.layer)
     with torch.no_grad(), exclusive(model):
         _, cache = model.run_with_cache(tokens.to(model.cfg.device), names_filter=lambda name: name == hook)
     pattern = cache[hook][0, cfg.head].float().cpu().numpy()  # (pos, pos)

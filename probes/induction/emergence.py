@@ -50,8 +50,9 @@ from torch import nn
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
+from probes.hook_names import attn_pattern, is_attn_pattern
 from probes.induction import tasks
-from probes.induction.scores import PATTERN_HOOK_SUFFIX, attention_scores, per_position_loss
+from probes.induction.scores import attention_scores, per_position_loss
 from probes.runtime import single_thread
 
 NAME = "induction-emergence"
@@ -303,7 +304,7 @@ def best_layer_total(induction: np.ndarray) -> tuple[int, float]:
 
 def _repeat_record(model: AttentionOnlyTransformer, eval_tokens: torch.Tensor, seq_len: int) -> dict:
     with torch.no_grad():
-        logits, cache = model.run_with_cache(eval_tokens, names_filter=lambda name: name.endswith(PATTERN_HOOK_SUFFIX))
+        logits, cache = model.run_with_cache(eval_tokens, names_filter=is_attn_pattern)
         scores = attention_scores(cache, model.cfg.n_layers, seq_len, offset=1)
         loss = per_position_loss(logits, eval_tokens)  # (2T,)
     repeated_loss = float(loss[seq_len + 1 : 2 * seq_len].mean())  # targets T+2..2T: the predictable repeated half
@@ -324,12 +325,12 @@ def _repeat_record(model: AttentionOnlyTransformer, eval_tokens: torch.Tensor, s
 def _bursty_head_scores(model: BurstyClassifier, batch: tasks.BurstyBatch) -> dict[str, torch.Tensor]:
     """Reddy-style progress measures per head from the attention patterns on an ICL batch; (n_heads,) each."""
     transformer = model.transformer
-    _, cache = transformer.run_with_cache(batch.inputs, names_filter=lambda name: name.endswith(PATTERN_HOOK_SUFFIX))
-    last = cache[f"blocks.{transformer.cfg.n_layers - 1}.{PATTERN_HOOK_SUFFIX}"][:, :, -1]  # (batch, head, pos)
+    _, cache = transformer.run_with_cache(batch.inputs, names_filter=is_attn_pattern)
+    last = cache[attn_pattern(transformer.cfg.n_layers - 1)][:, :, -1]  # (batch, head, pos)
     matching = batch.item_classes == batch.query_class[:, None]  # (batch, N)
     label_positions = torch.arange(1, 2 * batch.item_classes.shape[1], 2)  # (N,) labels sit at odd positions
     induction = (last[:, :, label_positions] * matching[:, None]).sum(-1).mean(0)  # (head,)
-    first = cache[f"blocks.0.{PATTERN_HOOK_SUFFIX}"]  # (batch, head, q, k)
+    first = cache[attn_pattern(0)]  # (batch, head, q, k)
     previous = first[:, :, label_positions, label_positions - 1].mean(dim=(0, 2))  # (head,)
     return {"induction": induction, "previous_token": previous}
 
@@ -355,7 +356,7 @@ def _accuracy(model: BurstyClassifier, batch: tasks.BurstyBatch) -> float:
 
 def _final_heads_repeat(model, eval_tokens, seq_len) -> pd.DataFrame:
     with torch.no_grad():
-        _, cache = model.run_with_cache(eval_tokens, names_filter=lambda name: name.endswith(PATTERN_HOOK_SUFFIX))
+        _, cache = model.run_with_cache(eval_tokens, names_filter=is_attn_pattern)
         scores = attention_scores(cache, model.cfg.n_layers, seq_len, offset=1)
     layers, heads = np.meshgrid(np.arange(model.cfg.n_layers), np.arange(model.cfg.n_heads), indexing="ij")
     frame = pd.DataFrame({"layer": layers.ravel(), "head": heads.ravel()})

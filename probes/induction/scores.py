@@ -41,12 +41,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from probes.hook_names import attn_pattern, is_attn_pattern
 from probes.models import exclusive
+from probes.tokens import bos_for
 
 NAME = "induction"
 VERSION = "1"
 SCORE_NAMES = ("induction", "previous_token", "duplicate_token", "copying")
-PATTERN_HOOK_SUFFIX = "attn.hook_pattern"
 
 Progress = Callable[[float, str], None]
 
@@ -157,13 +158,6 @@ def sampling_vocabulary(model) -> tuple[int, list[int]]:
     return min(size, len(tokenizer)), sorted(set(tokenizer.all_special_ids))
 
 
-def bos_token_id(model, prepend_bos: bool) -> int | None:
-    tokenizer = getattr(model, "tokenizer", None)
-    if not prepend_bos or tokenizer is None:
-        return None
-    return tokenizer.bos_token_id
-
-
 def repeated_random_tokens(
     vocab_size: int, exclude: list[int], n_seqs: int, seq_len: int, bos: int | None, seed: int
 ) -> torch.Tensor:
@@ -197,8 +191,7 @@ def pattern_scores(pattern: torch.Tensor, seq_len: int, offset: int) -> dict[str
 
 def attention_scores(cache, n_layers: int, seq_len: int, offset: int) -> dict[str, np.ndarray]:
     """(n_layers, n_heads) per score from a cache holding `blocks.{l}.attn.hook_pattern`."""
-    per_layer = [pattern_scores(cache[f"blocks.{layer}.{PATTERN_HOOK_SUFFIX}"], seq_len, offset)
-                 for layer in range(n_layers)]  # fmt: skip
+    per_layer = [pattern_scores(cache[attn_pattern(layer)], seq_len, offset) for layer in range(n_layers)]
     return {name: torch.stack([s[name] for s in per_layer]).cpu().numpy() for name in per_layer[0]}
 
 
@@ -262,9 +255,7 @@ def scan_tokens(model, tokens: torch.Tensor, seq_len: int, offset: int, copying:
     """Scores from one batched forward pass over prepared repeated tokens (batch, b + 2T)."""
     device = getattr(model.cfg, "device", None) or "cpu"
     with torch.no_grad(), exclusive(model):
-        logits, cache = model.run_with_cache(
-            tokens.to(device), names_filter=lambda name: name.endswith(PATTERN_HOOK_SUFFIX)
-        )
+        logits, cache = model.run_with_cache(tokens.to(device), names_filter=is_attn_pattern)
         scores = attention_scores(cache, int(model.cfg.n_layers), seq_len, offset)
         del cache
         position_loss = per_position_loss(logits, tokens)
@@ -279,7 +270,7 @@ def run(model, cfg: ScanConfig = ScanConfig(), progress: Progress | None = None)
     """Scan every head of `model` (a TransformerBridge or any model with run_with_cache and cfg)."""
     progress = progress or (lambda fraction, message="": None)
     n_ctx = int(getattr(model.cfg, "n_ctx", 0) or 0)
-    bos = bos_token_id(model, cfg.prepend_bos)
+    bos = bos_for(model, cfg.prepend_bos)
     offset = int(bos is not None)
     if n_ctx and 2 * cfg.seq_len + offset > n_ctx:
         raise ValueError(f"2 x {cfg.seq_len} repeated tokens do not fit the model's context of {n_ctx} tokens.")

@@ -52,6 +52,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from probes.tokens import (
+    answer_ids,
+    greedy_continuation,
+    left_pad,
+    length_mask,
+    pad_id,
+    prompt_ids,
+    right_pad,
+)
+
 Progress = Callable[[float, str], None]
 SCORINGS = ("sum", "mean", "calibrated")  # how an answer's token log-probs become one score (module docstring)
 DEFAULT_SCORING = "calibrated"
@@ -67,23 +77,9 @@ class Encoded:
 
 def encode(tokenizer, prompt: str, answer: str, prepend_bos: bool = True) -> Encoded:
     """Token ids of prompt then " " + answer, tokenized separately so the answer's tokens are exact."""
-    answer_ids = tokenizer(" " + answer.strip(), add_special_tokens=False)["input_ids"]
-    if not answer_ids:
-        raise ValueError(f"The answer {answer!r} has no tokens under this model's tokenizer.")
-    ids = tuple(prompt_ids(tokenizer, prompt, prepend_bos) + list(answer_ids))
-    return Encoded(ids, len(ids) - len(answer_ids))
-
-
-def prompt_ids(tokenizer, prompt: str, prepend_bos: bool = True) -> list[int]:
-    bos = [tokenizer.bos_token_id] if prepend_bos and tokenizer.bos_token_id is not None else []
-    return bos + list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
-
-
-def pad_id(tokenizer) -> int:
-    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
-        if candidate is not None:
-            return int(candidate)
-    return 0
+    answer_part = answer_ids(tokenizer, answer)
+    ids = tuple(prompt_ids(tokenizer, prompt, prepend_bos) + answer_part)
+    return Encoded(ids, len(ids) - len(answer_part))
 
 
 def plan_batches(lengths: Sequence[int], vocab_size: int, batch_tokens: int = DEFAULT_BATCH_TOKENS) -> list[list[int]]:
@@ -106,11 +102,7 @@ def plan_batches(lengths: Sequence[int], vocab_size: int, batch_tokens: int = DE
 
 
 def batch_tensor(encoded: Sequence[Encoded], indices: list[int], pad: int, device) -> torch.Tensor:
-    width = max(len(encoded[i].ids) for i in indices)
-    tokens = torch.full((len(indices), width), pad, dtype=torch.long)  # (batch, pos)
-    for row, index in enumerate(indices):
-        ids = encoded[index].ids
-        tokens[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    tokens, _ = right_pad([encoded[index].ids for index in indices], pad)  # (batch, pos)
     return tokens.to(device)
 
 
@@ -171,21 +163,12 @@ def plain_forward(model, encoded: Sequence[Encoded], batch_tokens: int = DEFAULT
 def greedy_answer(model, prompt: str, max_new_tokens: int = 24, prepend_bos: bool = True) -> str:
     """Greedy continuation of one prompt, stopped at end-of-text or after the first sentence."""
     tokenizer = model.tokenizer
-    ids = prompt_ids(tokenizer, prompt, prepend_bos)
-    n_prompt = len(ids)
-    eos = tokenizer.eos_token_id
-    with torch.inference_mode():
-        for _ in range(max_new_tokens):
-            if len(ids) >= int(model.cfg.n_ctx):
-                break
-            logits = model(torch.tensor([ids], device=model.cfg.device), return_type="logits")  # (1, pos, vocab)
-            next_id = int(logits[0, -1].argmax())
-            if next_id == eos:
-                break
-            ids.append(next_id)
-            if tokenizer.decode([next_id]).strip() in {".", "!", "?"}:
-                break
-    return tokenizer.decode(ids[n_prompt:]).strip()
+
+    def sentence_end(token: int) -> bool:
+        return tokenizer.decode([token]).strip() in {".", "!", "?"}
+
+    new = greedy_continuation(model, prompt_ids(tokenizer, prompt, prepend_bos), max_new_tokens, sentence_end)
+    return tokenizer.decode(new).strip()
 
 
 # ------------------------------------------------------------------------------------ shared-prompt scoring
@@ -198,12 +181,7 @@ class ChoiceSet:
 
 
 def encode_choices(tokenizer, prompt: str, answers: Sequence[str], prepend_bos: bool = True) -> ChoiceSet:
-    encoded = []
-    for answer in answers:
-        ids = tokenizer(" " + answer.strip(), add_special_tokens=False)["input_ids"]
-        if not ids:
-            raise ValueError(f"The answer {answer!r} has no tokens under this model's tokenizer.")
-        encoded.append(tuple(ids))
+    encoded = [tuple(answer_ids(tokenizer, answer)) for answer in answers]
     return ChoiceSet(tuple(prompt_ids(tokenizer, prompt, prepend_bos)), tuple(encoded))
 
 
@@ -243,20 +221,11 @@ def choice_logprobs(
     return out
 
 
-def _left_padded(prompts: list[tuple[int, ...]], pad: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(p) for p in prompts)
-    tokens = torch.full((len(prompts), width), pad, dtype=torch.long)  # (batch, pos)
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for row, ids in enumerate(prompts):
-        tokens[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-        mask[row, width - len(ids) :] = 1
-    return tokens.to(device), mask.to(device)
-
-
 def _score_shared_batch(model, sets: list[ChoiceSet], n_answers: int) -> np.ndarray:
     """Prompt forward with the KV cache kept, then one forward over all answers' remaining tokens."""
     device = model.cfg.device
-    tokens, mask = _left_padded([s.prompt for s in sets], pad_id(model.tokenizer), device)
+    tokens, mask = left_pad([s.prompt for s in sets], pad_id(model.tokenizer))  # (batch, pos) each
+    tokens, mask = tokens.to(device), mask.to(device)
     logits, cache = model(tokens, attention_mask=mask, return_type="logits_and_cache")  # (batch, pos, vocab)
     first = logits[:, -1].float().log_softmax(-1)  # (batch, vocab): predicts every answer's first token
     answers = [a for s in sets for a in s.answers]  # (batch * n_answers) answers, set-major
@@ -266,11 +235,8 @@ def _score_shared_batch(model, sets: list[ChoiceSet], n_answers: int) -> np.ndar
     longest = max(len(a) for a in answers)
     if longest > 1:
         cache.batch_repeat_interleave(n_answers)
-        feed = torch.full((len(answers), longest - 1), pad_id(model.tokenizer), dtype=torch.long)
-        feed_mask = torch.zeros_like(feed)
-        for row, answer in enumerate(answers):
-            feed[row, : len(answer) - 1] = torch.tensor(answer[:-1], dtype=torch.long)
-            feed_mask[row, : len(answer) - 1] = 1
+        feed, fed = right_pad([a[:-1] for a in answers], pad_id(model.tokenizer))  # (batch * n_answers, longest - 1)
+        feed_mask = length_mask(fed, feed.shape[1])
         full_mask = torch.cat([mask.repeat_interleave(n_answers, dim=0), feed_mask.to(device)], dim=1)
         later = model(feed.to(device), attention_mask=full_mask, past_key_values=cache, return_type="logits")
         rows = [r for r, a in enumerate(answers) for _ in range(1, len(a))]

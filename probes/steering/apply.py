@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import torch
 
 from probes.steering.hooks import steering
-from probes.steering.vectors import SteeringVectors, pad_id, prompt_tokens, right_padded
+from probes.steering.vectors import SteeringVectors
+from probes.tokens import batch_continuations, bridge_answer_ids, bridge_ids, left_pad, pad_id, right_pad
 
 Directions = dict[int, list[torch.Tensor]]  # layer -> list of (batch or 1, d_model) strength-scaled directions
 
@@ -51,17 +52,6 @@ def _rows(directions: Directions, start: int, stop: int) -> Directions:
     return {layer: [d[start:stop] if d.shape[0] > 1 else d for d in ds] for layer, ds in directions.items()}
 
 
-def left_padded(tokens: list[torch.Tensor], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack with left padding -> ((batch, pos) tokens, (batch, pos) attention mask)."""
-    width = max(len(t) for t in tokens)
-    batch = torch.full((len(tokens), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(tokens), width), dtype=torch.long)
-    for row, t in enumerate(tokens):
-        batch[row, width - len(t) :] = t
-        mask[row, width - len(t) :] = 1
-    return batch, mask
-
-
 @dataclass(frozen=True)
 class DecodeSettings:
     max_new_tokens: int = 12
@@ -80,36 +70,18 @@ def generate(
     batch_size: int = 32,
 ) -> list[str]:
     """Continuations of `prompts` under steering (directions may carry one row per prompt) -> texts."""
-    tokens = prompt_tokens(model, prompts)
+    tokens = [bridge_ids(model, prompt) for prompt in prompts]
     texts: list[str] = []
     for chunk, start in enumerate(range(0, len(prompts), batch_size)):
         stop = min(start + batch_size, len(prompts))
-        batch, mask = left_padded(tokens[start:stop], pad_id(model))
+        batch, mask = left_pad(tokens[start:stop], pad_id(model.tokenizer))
         width = batch.shape[1]
         torch.manual_seed(decode.seed + chunk)
         with steering(model, _rows(directions, start, stop), width, n_prompt_positions):
-            out = model.generate(
-                batch.to(model.cfg.device),
-                attention_mask=mask.to(model.cfg.device),
-                max_new_tokens=decode.max_new_tokens,
-                do_sample=decode.do_sample,
-                temperature=decode.temperature,
-                stop_at_eos=True,
-                verbose=False,
+            texts += batch_continuations(
+                model, batch, mask, decode.max_new_tokens, do_sample=decode.do_sample, temperature=decode.temperature
             )
-        texts += [model.tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in out.cpu()]
     return texts
-
-
-def answer_tokens(model, prompt: str, prompt_ids: torch.Tensor, answer: str) -> torch.Tensor:
-    """Token ids of " answer" as the model would continue `prompt` -> (n_answer,)."""
-    full = model.to_tokens(f"{prompt} {answer}")[0]
-    if len(full) > len(prompt_ids) and torch.equal(full[: len(prompt_ids)], prompt_ids):
-        return full[len(prompt_ids) :]
-    alone = model.to_tokens(f" {answer}", prepend_bos=False)[0]
-    if len(alone) == 0:
-        raise ValueError(f"The answer {answer!r} (to {prompt!r}) tokenizes to nothing.")
-    return alone
 
 
 @torch.inference_mode()
@@ -122,14 +94,14 @@ def score_answers(
     batch_size: int = 32,
 ) -> tuple[list[bool], list[float]]:
     """Teacher-forced greedy exact match and mean answer-token log-prob for each (prompt, answer)."""
-    prompt_ids = prompt_tokens(model, prompts)
-    answer_ids = [answer_tokens(model, p, ids, a) for p, ids, a in zip(prompts, prompt_ids, answers, strict=True)]
+    prompt_ids = [bridge_ids(model, prompt) for prompt in prompts]
+    answer_ids = [bridge_answer_ids(model, p, ids, a) for p, ids, a in zip(prompts, prompt_ids, answers, strict=True)]
     correct: list[bool] = []
     logprobs: list[float] = []
     for start in range(0, len(prompts), batch_size):
         stop = min(start + batch_size, len(prompts))
         full = [torch.cat([p, a]) for p, a in zip(prompt_ids[start:stop], answer_ids[start:stop], strict=True)]
-        batch, _ = right_padded(full, pad_id(model))
+        batch, _ = right_pad(full, pad_id(model.tokenizer))
         prompt_lengths = torch.tensor([len(p) for p in prompt_ids[start:stop]])
         with steering(model, _rows(directions, start, stop), prompt_lengths, n_prompt_positions):
             logits = model(batch.to(model.cfg.device))  # (batch, pos, vocab)

@@ -21,16 +21,13 @@ from collections.abc import Iterator
 
 import torch
 
+from probes.hook_names import resid_post
 from probes.models import exclusive
 
 ADAPTIVE_SHARPNESS = 100.0  # FlexAC's constant inside the sigmoid
 NORM_EPS = 1e-8
 BELOW_ONE = {dtype: 1.0 - torch.finfo(dtype).eps / 2 for dtype in (torch.float32, torch.float64)}  # largest < 1
 vector_norm = torch.linalg.vector_norm
-
-
-def resid_hook_name(layer: int) -> str:
-    return f"blocks.{layer}.hook_resid_post"
 
 
 def adaptive_factor(h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -133,7 +130,7 @@ def steering(
         for layer, directions in layer_directions.items()
         if any(bool(d.abs().sum() > 0) for d in directions)
     }
-    fwd_hooks = [(resid_hook_name(layer), hook) for layer, hook in hooks.items()]
+    fwd_hooks = [(resid_post(layer), hook) for layer, hook in hooks.items()]
     with exclusive(model), model.hooks(fwd_hooks=fwd_hooks):
         yield hooks
 
@@ -142,6 +139,6 @@ def active_hook_count(model, layers: list[int]) -> int:
     """How many forward hooks are attached at the given layers' resid_post points (0 when clean)."""
     total = 0
     for layer in layers:
-        point = model.hook_dict[resid_hook_name(layer)]
+        point = model.hook_dict[resid_post(layer)]
         total += len(point._forward_hooks)
     return total

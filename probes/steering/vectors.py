@@ -59,9 +59,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from probes.hook_names import resid_post
 from probes.models import exclusive
-from probes.steering.hooks import resid_hook_name, steering
+from probes.steering.hooks import steering
 from probes.steering.prompts import PromptSets
+from probes.tokens import bridge_ids, pad_id, right_pad
 
 SAFETENSORS_NAME = "vector.safetensors"
 METADATA_NAME = "vector.json"
@@ -127,36 +129,14 @@ def validate_unit(cfg: VectorConfig) -> None:
         raise ValueError("Calibrating the strength unit needs at least one prompt and one steered position.")
 
 
-def prompt_tokens(model, prompts: list[str]) -> list[torch.Tensor]:
-    """Each prompt tokenised on its own (with the model's default BOS handling) -> list of (pos,) tensors."""
-    return [model.to_tokens(prompt, truncate=True)[0] for prompt in prompts]
-
-
-def right_padded(tokens: list[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack token lists with right padding -> ((batch, pos) tokens, (batch,) lengths)."""
-    lengths = torch.tensor([len(t) for t in tokens])
-    batch = torch.full((len(tokens), int(lengths.max())), pad_id, dtype=torch.long)
-    for row, t in enumerate(tokens):
-        batch[row, : len(t)] = t
-    return batch, lengths
-
-
-def pad_id(model) -> int:
-    tokenizer = model.tokenizer
-    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
-        if candidate is not None:
-            return int(candidate)
-    return 0
-
-
 @torch.inference_mode()
 def last_token_residuals(model, prompts: list[str], batch_size: int = 32, progress=None) -> torch.Tensor:
     """Residual stream after every block at each prompt's last token -> (n_prompts, n_layers, d_model) float32."""
     n_layers = model.cfg.n_layers
-    tokens = prompt_tokens(model, prompts)
+    tokens = [bridge_ids(model, prompt) for prompt in prompts]
     out = torch.zeros(len(prompts), n_layers, model.cfg.d_model)
     for start in range(0, len(prompts), batch_size):
-        batch, lengths = right_padded(tokens[start : start + batch_size], pad_id(model))
+        batch, lengths = right_pad(tokens[start : start + batch_size], pad_id(model.tokenizer))
         captured = _capture_last_token(model, batch, lengths)
         out[start : start + len(lengths)] = torch.stack([captured[layer] for layer in range(n_layers)], dim=1)
         if progress:
@@ -178,7 +158,7 @@ def _capture_last_token(
         return capture
 
     chosen = range(model.cfg.n_layers) if layers is None else layers
-    hooks = [(resid_hook_name(layer), capture_at(layer)) for layer in chosen]
+    hooks = [(resid_post(layer), capture_at(layer)) for layer in chosen]
     with exclusive(model), model.hooks(fwd_hooks=hooks):
         model(batch.to(model.cfg.device), return_type=None)
     return captured
@@ -305,7 +285,7 @@ def _safetensors_metadata(blob: bytes) -> dict:
 
 
 def _named(prefix: str, stacked: torch.Tensor) -> dict[str, torch.Tensor]:
-    return {f"{prefix}.{resid_hook_name(layer)}": stacked[layer].contiguous() for layer in range(len(stacked))}
+    return {f"{prefix}.{resid_post(layer)}": stacked[layer].contiguous() for layer in range(len(stacked))}
 
 
 def _stack(tensors: dict[str, torch.Tensor], prefix: str) -> torch.Tensor | None:
@@ -314,7 +294,7 @@ def _stack(tensors: dict[str, torch.Tensor], prefix: str) -> torch.Tensor | None
         return None
     if layers != list(range(len(layers))):
         raise ValueError(f"The {prefix} vector misses layers: found {layers}.")
-    return torch.stack([tensors[f"{prefix}.{resid_hook_name(layer)}"].float() for layer in layers])
+    return torch.stack([tensors[f"{prefix}.{resid_post(layer)}"].float() for layer in layers])
 
 
 @dataclass
@@ -409,9 +389,9 @@ class UnitCalibration:
     def prepare(cls, model, cfg: VectorConfig, prompts: tuple[str, ...], residuals: torch.Tensor, layers):
         """`residuals`: (n_prompts, n_layers, d_model) last-token residuals of `prompts` (unsteered)."""
         chosen = list(prompts[: cfg.unit_prompts])
-        tokens = prompt_tokens(model, chosen)
+        tokens = [bridge_ids(model, prompt) for prompt in chosen]
         batches = [
-            right_padded(tokens[start : start + cfg.batch_size], pad_id(model))
+            right_pad(tokens[start : start + cfg.batch_size], pad_id(model.tokenizer))
             for start in range(0, len(tokens), cfg.batch_size)
         ]
         output = residuals[:, -1]  # (n_prompts, d_model)
@@ -508,7 +488,7 @@ def per_layer_table(
         rows.append(
             {
                 "layer": layer,
-                "hook": resid_hook_name(layer),
+                "hook": resid_post(layer),
                 "separability": separability(f, a),
                 "vector_norm": float(general[layer].norm()),
                 "relative_norm": float(general[layer].norm()) / mean_norm if mean_norm > 0 else float("nan"),

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from probes.hook_names import resid_post
 from probes.steering import (
     FactItem,
     LadderConfig,
@@ -28,7 +29,7 @@ from probes.steering import (
     steering,
 )
 from probes.steering.apply import DecodeSettings, generate, matched_norm_random
-from probes.steering.hooks import active_hook_count, resid_hook_name
+from probes.steering.hooks import active_hook_count
 from probes.steering.vectors import centroid_factor, crosswise_scores, last_token_residuals, separability, top_pairs
 from probes.tiny import default_words
 
@@ -78,7 +79,7 @@ def test_flexac_update_preserves_norm_and_moves_toward_u():
 def test_hooks_preserve_residual_norm_at_steered_positions_only(tiny_model, tiny_vectors):
     tokens = tiny_model.to_tokens("the bada of tefo is kuzo the")  # (1, pos)
     layer, positions = tiny_vectors.layers[0], 3
-    name = resid_hook_name(layer)
+    name = resid_post(layer)
     _, clean = tiny_model.run_with_cache(tokens, names_filter=lambda n: n == name)
     seen = {}
 
@@ -110,7 +111,7 @@ def test_hooks_are_removed_after_an_exception_inside_generation(tiny_model, tiny
     with pytest.raises(RuntimeError, match="boom"):
         with steering(tiny_model, directions, tokens.shape[1], 2):
             assert active_hook_count(tiny_model, layers) == len(layers)
-            with tiny_model.hooks(fwd_hooks=[(resid_hook_name(layers[-1]), fail_on_third_step)]):
+            with tiny_model.hooks(fwd_hooks=[(resid_post(layers[-1]), fail_on_third_step)]):
                 tiny_model.generate(tokens, max_new_tokens=6, do_sample=False, verbose=False, stop_at_eos=False)
     assert steps["n"] == 3
     assert active_hook_count(tiny_model, layers) == 0
@@ -188,7 +189,7 @@ def test_all_pairs_give_the_plain_mean_difference(tiny_model):
 
 def output_move(model, vectors: SteeringVectors, strength: float, prompts: tuple[str, ...]) -> torch.Tensor:
     """Mean last-token move of the final residual under steering, measured with run_with_cache -> (d_model,)."""
-    final = resid_hook_name(model.cfg.n_layers - 1)
+    final = resid_post(model.cfg.n_layers - 1)
     moved = []
     for prompt in prompts:
         tokens = model.to_tokens(prompt)
