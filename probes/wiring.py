@@ -63,6 +63,7 @@ class Probe:
     name: str
     version: str
     config_type: type
+    result_type: type  # the probe's result class; its from_stored(tables, summary, files) rebuilds a stored run
     compute: Callable[[Context], object]  # -> a result with to_tables(), summary() and optionally files()
     digest_inputs: Callable[[object], str | None] = no_inputs
     own_model: dict | None = None  # model identity of probes that build their own model (then no ModelSpec)
@@ -70,31 +71,34 @@ class Probe:
 
 
 PROBES = (
-    Probe(scores.NAME, scores.VERSION, scores.ScanConfig, lambda c: scores.run(c.model, c.config, c.progress)),
-    Probe(attention.NAME, attention.VERSION, attention.TextAttentionConfig,
+    Probe(scores.NAME, scores.VERSION, scores.ScanConfig, scores.ScanResult,
+          lambda c: scores.run(c.model, c.config, c.progress)),
+    Probe(attention.NAME, attention.VERSION, attention.TextAttentionConfig, attention.TextAttentionResult,
           lambda c: attention.run(c.model, c.config, c.progress)),
-    Probe(emergence.NAME, emergence.VERSION, emergence.TrainConfig,
+    Probe(emergence.NAME, emergence.VERSION, emergence.TrainConfig, emergence.EmergenceResult,
           lambda c: emergence.train(c.config, c.progress, c.on_record), own_model=emergence.SCRATCH_MODEL_IDENTITY),
-    Probe(steering.VECTORS_NAME, steering.VECTORS_VERSION, steering.VectorConfig,
+    Probe(steering.VECTORS_NAME, steering.VECTORS_VERSION, steering.VectorConfig, steering.VectorResult,
           lambda c: steering.build_vectors(c.model, c.config, c.inputs, c.model_label, c.progress),
           digest_inputs=lambda sets: digest_json(sets.vector_inputs())),
-    Probe(steering.NAME, steering.VERSION, steering.SweepConfig,
+    Probe(steering.NAME, steering.VERSION, steering.SweepConfig, steering.SweepResult,
           lambda c: steering.run_sweep(c.model, c.config, c.inputs.vectors, c.inputs.sets, c.progress),
           digest_inputs=lambda i: digest_json({"vector": i.vectors.digest(), **i.sets.evaluation_inputs()})),
-    Probe(steering.LADDER_NAME, steering.LADDER_VERSION, steering.LadderConfig,
+    Probe(steering.LADDER_NAME, steering.LADDER_VERSION, steering.LadderConfig, steering.LadderResult,
           lambda c: steering.run_ladder(c.model, c.config, c.inputs.vectors, set(c.inputs.vocabulary), c.progress),
           digest_inputs=lambda i: digest_json({"vector": i.vectors.digest(), "vocabulary": sorted(i.vocabulary)})),
-    Probe(poisoned.NAME, poisoned.VERSION, poisoned.CurveConfig,
+    Probe(poisoned.NAME, poisoned.VERSION, poisoned.CurveConfig, poisoned.CurveResult,
           lambda c: poisoned.run(c.model, c.config, c.inputs, c.progress), digest_inputs=lambda t: t.digest),
-    Probe(poisoned.EXPLORE_NAME, poisoned.EXPLORE_VERSION, poisoned.ExploreConfig,
+    Probe(poisoned.EXPLORE_NAME, poisoned.EXPLORE_VERSION, poisoned.ExploreConfig, poisoned.ExploreResult,
           lambda c: poisoned.explore(c.model, c.config, c.inputs, c.progress),
           digest_inputs=lambda data: digest_json(data.as_dict())),
-    Probe(memory.NAME, memory.VERSION, memory.MemoryConfig, lambda c: memory.run(c.config, c.progress),
+    Probe(memory.NAME, memory.VERSION, memory.MemoryConfig, memory.MemoryResult,
+          lambda c: memory.run(c.config, c.progress),
           own_model=spectra.SYNTHETIC_MODEL_IDENTITY, placement=("cpu", "float32/float64")),
-    Probe(transformer.NAME, transformer.VERSION, transformer.TransformerConfig,
+    Probe(transformer.NAME, transformer.VERSION, transformer.TransformerConfig, transformer.TransformerResult,
           lambda c: transformer.run(c.config, c.progress),
           own_model=spectra.SYNTHETIC_MODEL_IDENTITY, placement=("cpu", "float32/float64")),
-    Probe(weights.NAME, weights.VERSION, weights.WeightsConfig, lambda c: weights.run(c.model, c.config, c.progress)),
+    Probe(weights.NAME, weights.VERSION, weights.WeightsConfig, weights.WeightsResult,
+          lambda c: weights.run(c.model, c.config, c.progress)),
 )  # fmt: skip
 REGISTRY: dict[str, Probe] = {probe.name: probe for probe in PROBES}
 
@@ -136,6 +140,15 @@ def lookup(store: ResultStore, request: Request) -> StoredRun | None:
     return store.get(request.key())
 
 
+def result_of(run: StoredRun):
+    """A stored run as its probe's own typed result (`ResultType.from_stored`), so callers read attributes, not
+    table names."""
+    entry = REGISTRY.get(run.probe)
+    if entry is None:
+        raise ValueError(f"Run {run.run_id[:12]} is of an unknown probe {run.probe!r}.")
+    return entry.result_type.from_stored(run.tables, run.summary, run.files)
+
+
 def run(
     store: ResultStore,
     request: Request,
@@ -170,4 +183,4 @@ def _compute(request: Request, load, progress: Progress, on_record: OnRecord | N
     return payload_from(result, placement["device"], placement["dtype"])
 
 
-__all__ = ["REGISTRY", "Context", "LadderInputs", "Probe", "Request", "SweepInputs", "lookup", "run"]
+__all__ = ["REGISTRY", "Context", "LadderInputs", "Probe", "Request", "SweepInputs", "lookup", "result_of", "run"]
