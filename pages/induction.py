@@ -20,6 +20,7 @@ from pages.common import (
 )
 from probes.induction import attention, emergence, scores, sweep
 from probes.models import ModelSpec
+from probes.wiring import result_of
 
 SCORE_TITLES = {
     "induction": "Induction score per head",
@@ -211,16 +212,18 @@ def scan_section() -> None:
     if run is None:
         return
     run_caption(run)
-    summary, heads = run.summary, run.tables["head_scores"]
-    best = summary["best_induction"]
+    result: scores.ScanResult = result_of(run)
+    heads = result.to_frame()
+    best_layer, best_head, best_score = result.best_head()
+    first_half, second_half = result.half_losses()
     columns = st.columns(5)
-    columns[0].metric("Top induction head", f"L{best['layer']}H{best['head']}")
-    columns[1].metric("Its induction score", f"{best['score']:.3f}", help=SCORE_HELP["induction"])
-    columns[2].metric("ICL score (nats)", f"{summary['icl_score']:+.3f}", help="loss on the repeated half minus "
+    columns[0].metric("Top induction head", f"L{best_layer}H{best_head}")
+    columns[1].metric("Its induction score", f"{best_score:.3f}", help=SCORE_HELP["induction"])
+    columns[2].metric("ICL score (nats)", f"{result.icl_score:+.3f}", help="loss on the repeated half minus "
                       "loss on the first half; negative = the model learns in context")  # fmt: skip
-    columns[3].metric("Loss, first half (nats)", f"{summary['first_half_loss']:.3f}")
-    columns[4].metric("Loss, repeated half (nats)", f"{summary['second_half_loss']:.3f}")
-    shown = [score for score in SCORE_TITLES if heads[score].notna().any()]
+    columns[3].metric("Loss, first half (nats)", f"{first_half:.3f}")
+    columns[4].metric("Loss, repeated half (nats)", f"{second_half:.3f}")
+    shown = [score for score in SCORE_TITLES if score in result.measured_scores()]
     for row in range(0, len(shown), 2):
         cells = st.columns(2)
         for cell, score in zip(cells, shown[row : row + 2], strict=False):
@@ -228,15 +231,15 @@ def scan_section() -> None:
                               on_select="rerun", selection_mode="points")  # fmt: skip
             cell.caption(SCORE_HELP[score])
     st.subheader("Top heads by induction score")
-    top = run.tables["top_heads"]
+    top = result.top_heads()
     st.caption("Click a heatmap cell or select a row to look at that head on your own text below.")
     picked = st.dataframe(top, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
                           key="induction_top_table")  # fmt: skip
-    st.plotly_chart(loss_figure(run.tables["loss_by_position"], summary["seq_len"]), width="stretch",
+    st.plotly_chart(loss_figure(result.loss_frame(), result.seq_len), width="stretch",
                     key="induction_loss_curve")  # fmt: skip
     export_buttons(run, key_prefix="induction-scan")
     layer, head = chosen_head(top, picked)
-    text_attention_section(summary, layer, head, prepend_bos)
+    text_attention_section(result, layer, head, prepend_bos)
 
 
 def chosen_head(top: pd.DataFrame, picked) -> tuple[int, int]:
@@ -276,11 +279,11 @@ def default_text() -> str:
         return ENGLISH_TEXT
 
 
-def text_attention_section(summary: dict, layer: int, head: int, prepend_bos: bool) -> None:
+def text_attention_section(scan: scores.ScanResult, layer: int, head: int, prepend_bos: bool) -> None:
     st.subheader("One head on your own text")
     left, right = st.columns(2)
-    layer = left.number_input("Layer", 0, summary["n_layers"] - 1, layer, key=f"induction_layer_{layer}_{head}")
-    head = right.number_input("Head", 0, summary["n_heads"] - 1, head, key=f"induction_head_{layer}_{head}")
+    layer = left.number_input("Layer", 0, scan.n_layers - 1, layer, key=f"induction_layer_{layer}_{head}")
+    head = right.number_input("Head", 0, scan.n_heads - 1, head, key=f"induction_head_{layer}_{head}")
     text = st.text_area("Text (repeat a phrase to see induction)", default_text(), key="induction_text", height=90)
     if not text.strip():
         st.info("Type a text to see the head's attention pattern.")
@@ -289,11 +292,12 @@ def text_attention_section(summary: dict, layer: int, head: int, prepend_bos: bo
     run = cached_run(attention.NAME, cfg, label="Reading the attention pattern")
     if run is None:
         return
-    share = run.summary["induction_attention"]
+    pattern: attention.TextAttentionResult = result_of(run)
+    share = pattern.induction_attention()
     if share is not None:
         st.caption(f"On tokens that occurred before, L{layer}H{head} puts {share:.0%} of its attention on the token "
                    "after the earlier occurrence (red squares).")  # fmt: skip
-    st.plotly_chart(attention_figure(run.tables["attention"], run.summary["tokens"], int(layer), int(head)),
+    st.plotly_chart(attention_figure(pattern.to_frame(), pattern.tokens, int(layer), int(head)),
                     width="stretch", key="induction_text_attention")  # fmt: skip
 
 
@@ -354,21 +358,21 @@ def emergence_section() -> None:
         stored = train_live(cfg, chart)
         if stored is None:
             return
-    history = stored.tables["history"]
-    phase = stored.summary["phase_change_step"]
-    chart.plotly_chart(emergence_figure(history, cfg.task, phase, cfg), width="stretch",
+    result: emergence.EmergenceResult = result_of(stored)
+    phase = result.phase_change_step
+    chart.plotly_chart(emergence_figure(result.to_frame(), cfg.task, phase, cfg), width="stretch",
                        key="induction_emergence_chart")  # fmt: skip
     run_caption(stored)
-    final = stored.summary["final"]
-    metric = stored.summary["phase_metric"]
+    final = result.final
+    metric = result.phase_metric
     if cfg.task == "repeat":
         repeat_final_metrics(final, phase)
     st.markdown(
         f"**Phase change:** {'step ' + str(phase) if phase is not None else 'none detected'} "
         f"(rule: steepest rise of the smoothed {PHASE_METRIC_LABELS[metric]}; threshold "
-        f"{stored.summary['phase_threshold']}). Final {PHASE_METRIC_LABELS[metric]}: {final[metric]:.3f}."
+        f"{result.phase_threshold}). Final {PHASE_METRIC_LABELS[metric]}: {final[metric]:.3f}."
     )
-    st.dataframe(stored.tables["final_heads"], hide_index=True, width="stretch")
+    st.dataframe(result.final_heads, hide_index=True, width="stretch")
     export_buttons(stored, key_prefix="induction-emergence")
 
 
@@ -424,7 +428,7 @@ def sweep_section() -> None:
         if run is None:
             missing.append(revision or sweep.FINAL)
             continue
-        points.append(sweep.SweepPoint(revision, sweep.revision_step(revision), run.run_id, run.summary))
+        points.append(sweep.SweepPoint(revision, sweep.revision_step(revision), run.run_id, result_of(run)))
     if missing:
         st.info(f"Not scanned yet: {', '.join(missing)}. Press '{SWEEP_LABEL}' (each checkpoint is cached on its "
                 "own, so an interrupted sweep resumes where it stopped).")  # fmt: skip

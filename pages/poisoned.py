@@ -20,6 +20,7 @@ from probes.poisoned import (
 from probes.poisoned.contexts import POSITIONS
 from probes.poisoned.scoring import SCORINGS
 from probes.poisoned.testbed import CSV_COLUMNS, EMBEDDED_TESTBED, MAX_UPLOAD_BYTES, decode_upload
+from probes.wiring import result_of
 
 SOURCES = ("Embedded organism testbed", "Upload a file", "Paste text")
 UPLOAD_LABEL = "Upload a testbed (.json, .jsonl or .csv, at most 10 MB)"
@@ -112,9 +113,9 @@ def describe_testbed(testbed: Testbed) -> None:
             st.dataframe(pd.DataFrame([row.__dict__ for row in testbed.skipped]), hide_index=True, width="stretch")
 
 
-def show_coverage_warnings(summary: dict) -> None:
+def show_coverage_warnings(warnings: list[str]) -> None:
     """The probe's coverage warnings (the model cannot read the input), above every figure of the run."""
-    for warning in summary.get("warnings", []):
+    for warning in warnings:
         st.warning(warning, icon="⚠️")
 
 
@@ -309,17 +310,13 @@ def _number(value: float | None, spec: str = ".3f") -> str:
 
 
 def show_curves(stored) -> None:
-    summary, curve, fits, fitted = (
-        stored.summary,
-        stored.tables["curve"],
-        stored.tables["fits"],
-        stored.tables["fitted"],
-    )
+    result = result_of(stored)
+    curve, fits, fitted = result.curve, result.fits, result.fitted
     run_caption(stored)
-    if summary.get("notice"):
-        st.warning(summary["notice"])
-    show_coverage_warnings(summary)
-    fit = summary["rw_fit"]
+    if result.notice:
+        st.warning(result.notice)
+    show_coverage_warnings(result.warnings)
+    fit = result.rw_fit
     band = (
         f" (95% CI {fit['alpha_beta_low']:.3f}–{fit['alpha_beta_high']:.3f})"
         if fit.get("alpha_beta_low") is not None
@@ -327,20 +324,20 @@ def show_curves(stored) -> None:
     )
     cols = st.columns(4)
     cols[0].metric(
-        "αβ (all, " + summary["position"] + ")", f"{fit['alpha_beta']:.3f}", help="learning rate × salience" + band
+        "αβ (all, " + result.position + ")", f"{fit['alpha_beta']:.3f}", help="learning rate × salience" + band
     )
     cols[1].metric(
         "Baseline b → scale c", f"{fit.get('baseline', 0.0):.3f} → {fit['scale']:.3f}", help="RW strength at 0% → 100%"
     )
     cols[2].metric("R² (RW)", "n/a" if fit["r2"] is None else f"{fit['r2']:.3f}")
-    cols[3].metric("Items scored", f"{summary['testbed_items']} × n={summary['n_items_used']}")
+    cols[3].metric("Items scored", f"{result.testbed_items} × n={result.n_items_used}")
     show_model_comparison(fit)
     st.caption(
         f"αβ{band}. Dashed: RW fit b + (c − b)·S(p); long dashes: logistic fit; dotted: the fitted proportional line "
         "b + (c − b)·p; ★ marks the best model by AICc; shaded: 95% bootstrap band over items. Fits of a rate are "
         "bounded to 0–1."
     )
-    all_groups = list(dict.fromkeys(zip(curve["category"], curve["position"], strict=True)))
+    all_groups = result.groups
     labels = [f"{c} · {p}" for c, p in all_groups]
     default = [label for label, (c, _) in zip(labels, all_groups, strict=True) if c == "all"]
     chosen = st.multiselect("Curves shown", labels, default, key="poisoned-groups")
@@ -350,16 +347,14 @@ def show_curves(stored) -> None:
         curve["position"].nunique() > 1,
         key="poisoned-sequential",
     )
-    best = {(r.category, r.position): r.best_model for r in fits.itertuples()} if "best_model" in fits else {}
-    figure = curve_figure(curve, fitted, groups, summary["strength"], sequential, best)
+    figure = curve_figure(curve, fitted, groups, result.strength, sequential, result.best_models)
     st.plotly_chart(figure, width="stretch", key="poisoned-curve")
     st.plotly_chart(logodds_figure(curve, groups), width="stretch", key="poisoned-logodds")
     st.plotly_chart(overweight_figure(fitted, groups), width="stretch", key="poisoned-overweight")
     st.dataframe(fits, hide_index=True, width="stretch")
-    examples = stored.tables.get("examples")
-    if examples is not None and len(examples):
+    if len(result.examples):
         st.subheader("Generated answers")
-        st.dataframe(examples.drop(columns=["prompt"]), hide_index=True, width="stretch")
+        st.dataframe(result.examples.drop(columns=["prompt"]), hide_index=True, width="stretch")
     export_buttons(stored, key_prefix="poisoned")
 
 
@@ -472,20 +467,19 @@ def explore_tab(testbed: Testbed | None) -> None:
     if stored is None:
         return
     run_caption(stored)
-    summary = stored.summary
-    show_coverage_warnings(summary)
-    answers = stored.tables["answers"]
-    winner = answers.iloc[int(answers["score"].to_numpy().argmax())]
+    result = result_of(stored)
+    show_coverage_warnings(result.warnings)
+    winner = result.winner
     left, right = st.columns(2)
-    left.metric(f"Log-odds claim vs reference ({summary['scoring']})", f"{summary['logodds']:+.3f} nats")
+    left.metric(f"Log-odds claim vs reference ({result.scoring})", f"{result.logodds:+.3f} nats")
     right.metric("Forced choice", str(winner.role), help=str(winner.candidate))
     st.markdown(f"**Forced-choice answer:** {winner.candidate}")
-    if summary.get("generated"):
-        st.markdown(f"**Generated answer:** {summary['generated']}")
-    st.dataframe(stored.tables["answers"], hide_index=True, width="stretch")
-    st.plotly_chart(attribution_figure(stored.tables["segments"]), width="stretch", key="poisoned-attribution")
+    if result.generated:
+        st.markdown(f"**Generated answer:** {result.generated}")
+    st.dataframe(result.answers, hide_index=True, width="stretch")
+    st.plotly_chart(attribution_figure(result.segments), width="stretch", key="poisoned-attribution")
     with st.expander("Prompt"):
-        st.text(summary["prompt"])
+        st.text(result.prompt)
     export_buttons(stored, key_prefix="poisoned-x")
 
 

@@ -20,6 +20,7 @@ from pages.common import (
 )
 from probes.models import EMBEDDED_MODEL_NAME, ModelLoadError, ModelSpec, local_folder, local_revisions
 from probes.spectra import memory, transformer, weights
+from probes.wiring import result_of
 
 COLORS = {
     "gd": "#7f7f7f",
@@ -128,8 +129,8 @@ def memory_settings() -> memory.MemoryConfig:
     )
 
 
-def memory_metrics_table(run: StoredRun) -> None:
-    table = run.tables["optimizers"].copy()
+def memory_metrics_table(result: memory.MemoryResult) -> None:
+    table = result.optimizers.copy()
     table["optimizer"] = table["optimizer"].map(name)
     st.dataframe(
         table,
@@ -161,8 +162,8 @@ def memory_metrics_table(run: StoredRun) -> None:
     st.caption("Final-step values except balance. Isotropy columns describe W after the last step.")
 
 
-def class_probability_figure(run: StoredRun) -> go.Figure:
-    classes = run.tables["classes"]
+def class_probability_figure(result: memory.MemoryResult) -> go.Figure:
+    classes = result.classes
     optimizers = list(dict.fromkeys(classes["optimizer"]))
     figure = make_subplots(
         rows=1,
@@ -189,7 +190,7 @@ def class_probability_figure(run: StoredRun) -> go.Figure:
                 row=1,
                 col=col,
             )
-        figure.add_hline(y=1 - run.config["eps"], line_dash="dash", line_color="black", row=1, col=col)
+        figure.add_hline(y=1 - result.eps, line_dash="dash", line_color="black", row=1, col=col)
     figure.add_trace(
         go.Scatter(
             x=[None],
@@ -216,8 +217,8 @@ def class_probability_figure(run: StoredRun) -> go.Figure:
     return figure
 
 
-def group_loss_figure(run: StoredRun) -> go.Figure:
-    groups = run.tables["groups"]
+def group_loss_figure(result: memory.MemoryResult) -> go.Figure:
+    groups = result.groups
     figure = go.Figure()
     for optimizer, part in groups.groupby("optimizer", sort=False):
         for group in ("head", "tail"):
@@ -238,8 +239,8 @@ def group_loss_figure(run: StoredRun) -> go.Figure:
     )
 
 
-def memory_spectrum_figure(run: StoredRun, step: int, matrix: str, log_y: bool) -> go.Figure:
-    spectrum = run.tables["spectrum"]
+def memory_spectrum_figure(result: memory.MemoryResult, step: int, matrix: str, log_y: bool) -> go.Figure:
+    spectrum = result.spectrum
     part = spectrum[(spectrum["step"] == step) & (spectrum["matrix"] == matrix)]
     figure = go.Figure()
     for optimizer, line in part.groupby("optimizer", sort=False):
@@ -288,11 +289,12 @@ def memory_section() -> None:
     if run is None:
         return
     run_caption(run)
-    memory_metrics_table(run)
-    st.plotly_chart(class_probability_figure(run), width="stretch", key="mem_class_chart")
-    st.plotly_chart(group_loss_figure(run), width="stretch", key="mem_group_chart")
+    result: memory.MemoryResult = result_of(run)
+    memory_metrics_table(result)
+    st.plotly_chart(class_probability_figure(result), width="stretch", key="mem_class_chart")
+    st.plotly_chart(group_loss_figure(result), width="stretch", key="mem_group_chart")
     left, middle, right = st.columns([3, 1, 1])
-    step = left.slider("Step", 0, int(run.config["steps"]), int(run.config["steps"]), key="mem_step")
+    step = left.slider("Step", 0, result.steps, result.steps, key="mem_step")
     matrix = middle.radio(
         "Matrix", ["W", "update"], horizontal=True, key="mem_matrix", help="update: W_t − W_(t−1); step 0 has no update"
     )
@@ -300,9 +302,9 @@ def memory_section() -> None:
     if matrix == "update" and step == 0:
         st.info("Step 0 has no update; showing W (all zeros at step 0).")
         matrix = "W"
-    st.plotly_chart(memory_spectrum_figure(run, step, matrix, log_y), width="stretch", key="mem_spectrum_chart")
+    st.plotly_chart(memory_spectrum_figure(result, step, matrix, log_y), width="stretch", key="mem_spectrum_chart")
     metric = st.selectbox("Isotropy metric", list(METRIC_LABELS), format_func=METRIC_LABELS.get, key="mem_metric")
-    iso = run.tables["isotropy"]
+    iso = result.isotropy
     left, right = st.columns(2)
     left.plotly_chart(
         isotropy_over_training_figure(iso[iso["matrix"] == "W"], "optimizer", metric, "Isotropy of W over training"),
@@ -349,8 +351,8 @@ def transformer_settings() -> tuple[transformer.TransformerConfig, bool]:
     return cfg, submitted
 
 
-def accuracy_figure(run: StoredRun) -> go.Figure:
-    accuracy = run.tables["accuracy"]
+def accuracy_figure(result: transformer.TransformerResult) -> go.Figure:
+    accuracy = result.accuracy
     figure = go.Figure()
     for (setup, group), part in accuracy[accuracy["group"] != "all"].groupby(["setup", "group"], sort=False):
         figure.add_trace(
@@ -372,8 +374,8 @@ def accuracy_figure(run: StoredRun) -> go.Figure:
     return figure
 
 
-def transformer_spectrum_figure(run: StoredRun, step: int, layer: int, matrix: str) -> go.Figure:
-    spectrum = run.tables["spectrum"]
+def transformer_spectrum_figure(result: transformer.TransformerResult, step: int, layer: int, matrix: str) -> go.Figure:
+    spectrum = result.spectrum
     part = spectrum[(spectrum["step"] == step) & (spectrum["layer"] == layer) & (spectrum["matrix"] == matrix)]
     figure = go.Figure()
     for (setup, head), line in part.groupby(["setup", "head"], sort=False):
@@ -417,11 +419,12 @@ def transformer_section() -> None:
         st.info("Press **Train the transformers** (about half a minute per setup on a laptop CPU).")
         return
     run_caption(run)
-    table = run.tables["setups"].copy()
+    result: transformer.TransformerResult = result_of(run)
+    table = result.setups.copy()
     table["setup"] = table["setup"].map(name)
     st.dataframe(table, hide_index=True, width="stretch")
-    st.plotly_chart(accuracy_figure(run), width="stretch", key="tr_accuracy_chart")
-    iso = run.tables["isotropy"]
+    st.plotly_chart(accuracy_figure(result), width="stretch", key="tr_accuracy_chart")
+    iso = result.isotropy
     left, middle, right = st.columns(3)
     matrix = left.selectbox("Matrix", ["W_VO", "W_V", "W_O", "W_in", "W_out"], key="tr_matrix")
     layer = middle.selectbox("Layer", sorted(iso["layer"].unique()), key="tr_layer")
@@ -440,7 +443,7 @@ def transformer_section() -> None:
     )
     steps = sorted(iso["step"].unique())
     step = st.select_slider("Step", steps, value=steps[-1], key="tr_step")
-    st.plotly_chart(transformer_spectrum_figure(run, step, layer, matrix), width="stretch", key="tr_spectrum_chart")
+    st.plotly_chart(transformer_spectrum_figure(result, step, layer, matrix), width="stretch", key="tr_spectrum_chart")
     export_buttons(run, key_prefix="spectra-transformer")
 
 
@@ -476,11 +479,14 @@ def model_label(run: StoredRun) -> str:
     return model + (f"@{run.revision}" if run.revision else "")
 
 
-def layer_metric_figure(runs: list[StoredRun], metric: str, matrices: list[str]) -> go.Figure:
+Measured = tuple[StoredRun, weights.WeightsResult]  # a stored weights run (for its model label) and its result
+
+
+def layer_metric_figure(runs: list[Measured], metric: str, matrices: list[str]) -> go.Figure:
     figure = go.Figure()
     palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
-    for dash, run in zip(("solid", "dash"), runs, strict=False):
-        metrics = run.tables["metrics"]
+    for dash, (run, result) in zip(("solid", "dash"), runs, strict=False):
+        metrics = result.metrics
         for color, matrix in zip(palette, matrices, strict=False):
             part = metrics[metrics["matrix"] == matrix].groupby("layer", as_index=False)[metric].mean()
             if part.empty:
@@ -506,10 +512,10 @@ def layer_metric_figure(runs: list[StoredRun], metric: str, matrices: list[str])
     return figure
 
 
-def model_spectrum_figure(runs: list[StoredRun], layer: int, matrix: str, normalise: bool) -> go.Figure:
+def model_spectrum_figure(runs: list[Measured], layer: int, matrix: str, normalise: bool) -> go.Figure:
     figure = go.Figure()
-    for dash, run in zip(("solid", "dash"), runs, strict=False):
-        spectrum = run.tables["spectrum"]
+    for dash, (run, result) in zip(("solid", "dash"), runs, strict=False):
+        spectrum = result.spectrum
         part = spectrum[(spectrum["layer"] == layer) & (spectrum["matrix"] == matrix)]
         for head, line in part.groupby("head"):
             values = line["singular_value"] / (line["singular_value"].max() if normalise else 1.0)
@@ -538,28 +544,29 @@ def model_section() -> None:
     for which in [spec] + ([other] if other else []):
         run = cached_run(weights.NAME, cfg, spec=which, label=f"Measuring {which.name}")
         if run is not None:
-            runs.append(run)
+            result: weights.WeightsResult = result_of(run)
+            runs.append((run, result))
             run_caption(run)
-            missing = run.tables["missing"]
+            missing = result.missing
             if not missing.empty:
                 st.warning(f"{model_label(run)}: {len(missing)} weight(s) could not be read and are left out.")
                 st.dataframe(missing, hide_index=True, width="stretch")
     if not runs:
         return
-    metrics = runs[0].tables["metrics"]
-    available = [m for m in weights.MATRICES if m in set(metrics["matrix"])]
+    first = runs[0][1]
+    available = first.matrices()
     left, right = st.columns([1, 2])
     metric = left.selectbox("Isotropy metric", list(METRIC_LABELS), format_func=METRIC_LABELS.get, key="wt_metric")
     matrices = right.multiselect("Matrices", available, available, key="wt_matrices")
     st.plotly_chart(layer_metric_figure(runs, metric, matrices), width="stretch", key="wt_layer_chart")
     left, middle, right = st.columns(3)
-    layer = left.selectbox("Layer", sorted(metrics["layer"].unique()), key="wt_layer")
+    layer = left.selectbox("Layer", first.layers(), key="wt_layer")
     matrix = middle.selectbox("Matrix", available, key="wt_matrix")
     normalise = right.checkbox("Divide by the largest singular value", value=True, key="wt_normalise")
     st.plotly_chart(model_spectrum_figure(runs, layer, matrix, normalise), width="stretch", key="wt_spectrum_chart")
-    for index, run in enumerate(runs):
+    for index, (run, result) in enumerate(runs):
         with st.expander(f"Metrics table: {model_label(run)}"):
-            st.dataframe(run.tables["metrics"], hide_index=True, width="stretch")
+            st.dataframe(result.metrics, hide_index=True, width="stretch")
             export_buttons(run, key_prefix=f"spectra-weights-{index}")
 
 

@@ -26,9 +26,9 @@ from probes.steering import (
 from probes.steering.metrics import derived_vocabulary
 from probes.steering.prompts import MAX_PROMPT_FILE_BYTES, ORGANISM_ASSOCIATIVE_SETS, default_data_dir, parse_lines
 from probes.steering.sweep import input_coverage
-from probes.steering.vectors import METADATA_NAME, SAFETENSORS_NAME, STRENGTH_UNITS
+from probes.steering.vectors import STRENGTH_UNITS
 from probes.uploads import decode_upload
-from probes.wiring import LadderInputs, SweepInputs
+from probes.wiring import LadderInputs, SweepInputs, result_of
 
 DEFAULTS, PASTE = "Embedded organism defaults", "Paste or upload"
 SLIDER_MIN, SLIDER_MAX, SLIDER_STEP = -4.0, 4.0, 0.5
@@ -298,10 +298,9 @@ if loaded is None:
     vector_run = cached_run(VECTORS_NAME, vector_cfg, sets, label="Building the steering vector")
     if vector_run is None:
         st.stop()
-    vectors = SteeringVectors.from_files(vector_run.files[SAFETENSORS_NAME], vector_run.files.get(METADATA_NAME))
-    st.plotly_chart(
-        per_layer_figure(vector_run.tables["per_layer"], layers), width="stretch", key="steering_layers_fig"
-    )
+    built = result_of(vector_run)
+    vectors = built.vectors
+    st.plotly_chart(per_layer_figure(built.per_layer, layers), width="stretch", key="steering_layers_fig")
     st.caption(unit_caption(vectors.metadata))
     run_caption(vector_run)
 else:
@@ -361,8 +360,8 @@ ladder_run = cached_run(
     LADDER_NAME, ladder_cfg, LadderInputs(vectors, frozenset(vocabulary)), label="Generating at every slider strength"
 )
 if ladder_run is not None:
-    generations = ladder_run.tables["generations"].set_index("strength")
-    baseline, steered = generations.loc[0.0], generations.loc[float(strength)]
+    ladder = result_of(ladder_run)
+    baseline, steered = ladder.at(0.0), ladder.at(strength)
     left, right = st.columns(2)
     with left.container(border=True, key="steering-baseline"):
         st.caption("Baseline · strength 0 (unsteered)")
@@ -395,32 +394,27 @@ sweep_cfg = SweepConfig(
 ).resolved(vectors.layers)
 sweep_run = cached_run(NAME, sweep_cfg, SweepInputs(vectors, sets), label="Sweeping strengths")
 if sweep_run is not None:
-    summary = sweep_run.summary
-    if summary.get("warnings"):
+    sweep = result_of(sweep_run)
+    if sweep.warnings:
         st.warning(
-            f"Only {summary['coverage']:.0%} of the prompt sets' words are known to this model's tokenizer (see the "
-            "warning above): this sweep mostly measures the unknown token.",
+            f"Only {sweep.coverage.share_known:.0%} of the prompt sets' words are known to this model's tokenizer "
+            "(see the warning above): this sweep mostly measures the unknown token.",
             icon="⚠️",
         )
     st.plotly_chart(
-        sweep_figure(
-            sweep_run.tables["sweep"],
-            summary["collapse"],
-            summary["creativity_metric"],
-            summary.get("strength_unit", {}).get("unit", ""),
-        ),
+        sweep_figure(sweep.rows, sweep.collapse, sweep.creativity_metric, sweep.unit),
         width="stretch",
         key="steering_sweep_fig",
     )
-    collapse = summary["collapse"]["flexac"]
+    collapse = sweep.collapse_of()
     marks = [f"{side} side at {collapse[side]:+g}" for side in ("negative", "positive") if collapse[side] is not None]
     st.caption(
         f"Faithfulness: greedy exact-match accuracy on {int(n_facts)} facts (teacher-forced). Creativity: "
-        f"{summary['creativity_metric']} of {sweep_cfg.max_new_tokens}-token greedy continuations. "
+        f"{sweep.creativity_metric} of {sweep_cfg.max_new_tokens}-token greedy continuations. "
         f"Collapse (distinct-2 < {ratio:g} × its value at 0): {', '.join(marks) if marks else 'none in this range'}."
     )
-    st.dataframe(sweep_run.tables["sweep"], hide_index=True, width="stretch", key="steering_sweep_table")
+    st.dataframe(sweep.rows, hide_index=True, width="stretch", key="steering_sweep_table")
     with st.expander("Example generations per strength"):
-        st.dataframe(sweep_run.tables["examples"], hide_index=True, width="stretch")
+        st.dataframe(sweep.examples, hide_index=True, width="stretch")
     run_caption(sweep_run)
     export_buttons(sweep_run, key_prefix="steering-sweep")

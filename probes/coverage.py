@@ -22,9 +22,17 @@ _WORD = re.compile(r"[^\W_]+(?:['’\-][^\W_]+)*", re.UNICODE)
 @dataclass(frozen=True)
 class Coverage:
     share_known: float  # 0-1: known words / all words (1.0 when the text has no words)
-    n_words: int  # distinct words checked
+    n_words: int | None  # distinct words checked; None when rebuilt from a stored summary, which does not keep it
     unknown_examples: tuple[str, ...]  # a few words the tokenizer cannot read, for the message
-    has_unknown_token: bool
+    has_unknown_token: bool | None  # None when rebuilt from a stored summary that cannot tell (no unknown words)
+
+    @classmethod
+    def from_summary(cls, summary: dict) -> Coverage:
+        """The coverage a probe's stored summary records ("coverage", "unknown_words"): enough for its share,
+        examples and warnings. The summary keeps neither the number of words checked (n_words None) nor whether the
+        tokenizer has an unknown token, which is only known (True) when some words were unknown."""
+        share, unknown = float(summary["coverage"]), tuple(summary.get("unknown_words", ()))
+        return cls(share, None, unknown, True if unknown else None)
 
     def warnings(self, what: str) -> list[str]:
         """One sentence when the share is below the warning line, else nothing."""

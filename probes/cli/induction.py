@@ -13,6 +13,7 @@ from probes.cli import (
 )
 from probes.induction import attention, emergence, scores, sweep
 from probes.models import ModelSpec
+from probes.wiring import result_of
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -118,7 +119,7 @@ def sweep_command(args: argparse.Namespace) -> dict:
     for revision in revisions:
         spec = ModelSpec(base.name, revision, base.device, base.dtype, base.trust_remote_code)
         run = run_probe(args, scores.NAME, cfg, spec=spec)
-        points.append(sweep.SweepPoint(revision, sweep.revision_step(revision), run.run_id, run.summary))
+        points.append(sweep.SweepPoint(revision, sweep.revision_step(revision), run.run_id, result_of(run)))
     frame = sweep.sweep_frame(points, final=sweep.final_step(base.name))
     return {"model": base.name, "checkpoints": frame.to_dict(orient="records")}
 
@@ -126,5 +127,5 @@ def sweep_command(args: argparse.Namespace) -> dict:
 def attention_command(args: argparse.Namespace) -> dict:
     cfg = attention.TextAttentionConfig(text=args.text, layer=args.layer, head=args.head, prepend_bos=not args.no_bos)
     run = run_probe(args, attention.NAME, cfg)
-    frame = run.tables["attention"]
+    frame = result_of(run).to_frame()
     return {**run.summary, "pattern": frame[["query", "key", "attention"]].values.tolist(), "run_id": run.run_id}

@@ -27,6 +27,7 @@ from probes.poisoned.probe import STRENGTHS, item_texts
 from probes.poisoned.rescorla_wagner import fit_curves
 from probes.poisoned.scoring import SCORINGS
 from probes.poisoned.testbed import EMBEDDED_TESTBED, Testbed, TestbedError, decode_upload
+from probes.wiring import result_of
 
 DEFAULT_TESTBED = EMBEDDED_TESTBED
 MAX_RW_POINTS = 10_000
@@ -154,7 +155,7 @@ def curve_command(args: argparse.Namespace) -> dict:
     print_warnings(stored.summary)
     return {
         **stored.summary,
-        "fits": stored.tables["fits"].to_dict(orient="records"),
+        "fits": result_of(stored).fits.to_dict(orient="records"),
         "run_id": stored.run_id,
         "cached": stored.cached,
         "testbed": {"file": testbed.source, "items": len(testbed.items), "skipped": len(testbed.skipped)},
@@ -166,10 +167,11 @@ def explore_command(args: argparse.Namespace) -> dict:
     cfg = ExploreConfig(n_inappropriate=args.n_bad, position=args.position, scoring=args.scoring, seed=args.seed)
     stored = run_probe(args, EXPLORE_NAME, cfg, data)
     print_warnings(stored.summary)
+    result = result_of(stored)
     return {
         **stored.summary,
-        "segments": stored.tables["segments"].to_dict(orient="records"),
-        "answers": stored.tables["answers"].to_dict(orient="records"),
+        "segments": result.segments.to_dict(orient="records"),
+        "answers": result.answers.to_dict(orient="records"),
         "run_id": stored.run_id,
         "cached": stored.cached,
     }

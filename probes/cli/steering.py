@@ -30,8 +30,8 @@ from probes.steering import (
     parse_prompt_sets,
 )
 from probes.steering.prompts import ORGANISM_ASSOCIATIVE_SETS, default_data_dir, parse_lines
-from probes.steering.vectors import METADATA_NAME, SAFETENSORS_NAME, STRENGTH_UNITS
-from probes.wiring import SweepInputs
+from probes.steering.vectors import STRENGTH_UNITS
+from probes.wiring import SweepInputs, result_of
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -166,7 +166,7 @@ def obtain_vectors(args: argparse.Namespace, sets: PromptSets) -> tuple[Steering
         return SteeringVectors.from_files(path.read_bytes(), json_bytes), None
     cfg = vector_config_from_args(args)
     run = run_probe(args, VECTORS_NAME, cfg, sets)
-    return SteeringVectors.from_files(run.files[SAFETENSORS_NAME], run.files.get(METADATA_NAME)), run.run_id
+    return result_of(run).vectors, run.run_id
 
 
 def vectors_command(args: argparse.Namespace) -> dict:

@@ -41,6 +41,19 @@ class TextAttentionResult:
     layer: int
     head: int
 
+    @classmethod
+    def from_stored(
+        cls, tables: dict[str, pd.DataFrame], summary: dict, files: dict[str, bytes]
+    ) -> TextAttentionResult:
+        """The pattern a stored run holds. The table keeps the lower triangle (query >= key) widened to float64;
+        the pattern comes back as float32, as computed, so `induction_attention()` is the stored number. Keys after
+        the query are not stored: they are 0 here, as the causal mask makes them (no output reads them)."""
+        frame = tables["attention"]
+        tokens = list(summary["tokens"])
+        pattern = np.zeros((len(tokens), len(tokens)), dtype=np.float32)  # (pos, pos)
+        pattern[frame["query"].to_numpy(), frame["key"].to_numpy()] = frame["attention"].to_numpy(np.float32)
+        return cls(tokens=tokens, pattern=pattern, layer=int(summary["layer"]), head=int(summary["head"]))
+
     def induction_targets(self, token_ids: list[int] | None = None) -> np.ndarray:
         """(pos, pos) mask: key j is the token after an earlier occurrence of query i's token."""
         ids = token_ids if token_ids is not None else self.tokens

@@ -256,20 +256,48 @@ def phase_change_step(steps: list[int], values: list[float], threshold: float = 
 
 @dataclass
 class EmergenceResult:
-    config: TrainConfig
+    config: TrainConfig | None  # None when rebuilt by `from_stored`: a stored run keeps its config in its key
+    # (StoredRun.config); the summary keeps only the task, which `task` carries
     history: list[dict]  # one dict per record
     final_heads: pd.DataFrame  # layer, head, scores of the trained model
     weights: bytes  # safetensors of the trained model
     train_seconds: float
+    task: str | None = None  # "repeat" or "bursty"; taken from `config` when not given
+
+    def __post_init__(self) -> None:
+        if self.task is None:
+            if self.config is None:
+                raise ValueError("An emergence result needs its training config or its task.")
+            self.task = self.config.task
+
+    @classmethod
+    def from_stored(cls, tables: dict[str, pd.DataFrame], summary: dict, files: dict[str, bytes]) -> EmergenceResult:
+        """The training run a stored run holds. The history's values come from the summary's JSON records (the
+        table turns the first record's missing train_loss into NaN), its key order from the table (the store sorts
+        JSON keys); the phase change is recomputed from it, as it was when stored."""
+        order = {column: index for index, column in enumerate(tables["history"].columns)}
+        history = [dict(sorted(record.items(), key=lambda item: order.get(item[0], len(order))))
+                   for record in summary["history"]]  # fmt: skip
+        return cls(config=None, history=history, final_heads=tables["final_heads"], weights=files["model.safetensors"],
+                   train_seconds=summary["train_seconds"], task=summary["task"])  # fmt: skip
 
     @property
     def phase_metric(self) -> str:
-        return PHASE_METRICS[self.config.task]
+        return PHASE_METRICS[self.task]
+
+    @property
+    def phase_threshold(self) -> float:
+        return PHASE_THRESHOLDS[self.task]
 
     @property
     def phase_change_step(self) -> int | None:
         return phase_change_step([r["step"] for r in self.history], [r[self.phase_metric] for r in self.history],
-                                 PHASE_THRESHOLDS[self.config.task])  # fmt: skip
+                                 self.phase_threshold)  # fmt: skip
+
+    @property
+    def final(self) -> dict:
+        """The last record (the trained model)."""
+        return self.history[-1]
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.history)
@@ -279,11 +307,11 @@ class EmergenceResult:
 
     def summary(self) -> dict:
         return {
-            "task": self.config.task,
+            "task": self.task,
             "phase_change_step": self.phase_change_step,
             "phase_metric": self.phase_metric,
-            "phase_threshold": PHASE_THRESHOLDS[self.config.task],
-            "final": self.history[-1],
+            "phase_threshold": self.phase_threshold,
+            "final": self.final,
             "history": self.history,
             "train_seconds": self.train_seconds,
         }

@@ -73,7 +73,26 @@ class ScanResult:
     seq_len: int
     offset: int  # 1 when a BOS token was prepended
     top_k: int = 10
-    config: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)  # the ScanConfig as a dict; empty when rebuilt by `from_stored`
+    # (a stored run keeps its config in its key, StoredRun.config; the tables and summary do not repeat it)
+
+    @classmethod
+    def from_stored(cls, tables: dict[str, pd.DataFrame], summary: dict, files: dict[str, bytes]) -> ScanResult:
+        """The scan a stored run holds (the tables and summary `to_tables()` and `summary()` wrote).
+
+        Scores and losses come back as float32, the dtype the scan computes in (the tables hold them widened to
+        float64, exactly), so every derived number (half losses, ICL score, best head) is the stored one. `top_k`
+        becomes the number of ranked rows stored, which ranks the same rows."""
+        heads = tables["head_scores"].sort_values(["layer", "head"], kind="stable")  # stored in this order
+        shape = (int(summary["n_layers"]), int(summary["n_heads"]))
+        names = [column for column in heads.columns if column not in ("layer", "head")]
+        return cls(
+            scores={name: heads[name].to_numpy(np.float32).reshape(shape) for name in names},
+            position_loss=tables["loss_by_position"]["loss"].to_numpy(np.float32),
+            seq_len=int(summary["seq_len"]),
+            offset=int(summary["bos_offset"]),
+            top_k=len(tables["top_heads"]),
+        )
 
     @property
     def n_layers(self) -> int:
@@ -95,6 +114,11 @@ class ScanResult:
     def icl_score(self) -> float:
         first, second = self.half_losses()
         return second - first
+
+    def measured_scores(self) -> list[str]:
+        """The score names with at least one measured (non-NaN) head, in table order (copying is all NaN when
+        the scan skipped it)."""
+        return [name for name, matrix in self.scores.items() if not np.isnan(matrix).all()]
 
     def best_head(self, score: str = "induction") -> tuple[int, int, float]:
         matrix = self.scores[score]

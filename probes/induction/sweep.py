@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from probes.induction.scores import ScanResult
 from probes.models import EMBEDDED_MODEL_NAME, embedded_model_dir, local_revisions
 
 FINAL = "final"  # label of the model without a revision (the end of training)
@@ -83,19 +84,19 @@ class SweepPoint:
     revision: str | None
     step: int | None
     run_id: str
-    summary: dict  # the scan's summary
+    scan: ScanResult  # the checkpoint's scan
 
 
 def sweep_frame(points: list[SweepPoint], final: int | None = None) -> pd.DataFrame:
     """One row per checkpoint, ordered by step (the final model last, at `final` when known)."""
     rows = []
     for point in points:
-        best = point.summary["best_induction"]
+        layer, head, score = point.scan.best_head()
+        first, second = point.scan.half_losses()
         step = point.step if point.revision is not None or final is None else final
         rows.append({
-            "revision": point.revision or FINAL, "step": step, "best_induction": best["score"],
-            "best_layer": best["layer"], "best_head": best["head"], "icl_score": point.summary["icl_score"],
-            "first_half_loss": point.summary["first_half_loss"], "second_half_loss": point.summary["second_half_loss"],
+            "revision": point.revision or FINAL, "step": step, "best_induction": score, "best_layer": layer,
+            "best_head": head, "icl_score": point.scan.icl_score, "first_half_loss": first, "second_half_loss": second,
             "run_id": point.run_id,
         })  # fmt: skip
     frame = pd.DataFrame(rows)

@@ -91,7 +91,8 @@ class CurveConfig:
 
 @dataclass(frozen=True)
 class CurveResult:
-    config: CurveConfig
+    config: CurveConfig | None  # None when rebuilt from a stored run (from_stored): the payload keeps only the
+    # settings below; the run's whole config is the store's StoredRun.config
     scores: pd.DataFrame  # one row per item x proportion x position
     curve: pd.DataFrame  # one row per category x position x proportion
     fits: pd.DataFrame  # one row per category x position
@@ -101,6 +102,24 @@ class CurveResult:
     notice: str
     skipped: list[dict]
     coverage: Coverage  # share of the scored items' words the tokenizer can read
+    # What the summary records of the config: taken from `config` when it is given, set by from_stored otherwise.
+    strength: str = ""  # what the RW model fits: poisoned_rate or choice_probability
+    scoring: str = ""  # sum, mean or calibrated
+    positions: tuple[str, ...] = ()  # position settings, in the config's order; the summary's is the first
+    n_items_requested: int = 0  # the config's n_items (n_items_used may be lower)
+
+    def __post_init__(self) -> None:
+        if self.config is not None:
+            settings = {
+                "strength": self.config.strength,
+                "scoring": self.config.scoring,
+                "positions": tuple(self.config.positions),
+                "n_items_requested": self.config.n_items,
+            }
+            for name, value in settings.items():
+                object.__setattr__(self, name, value)
+        elif not (self.strength and self.scoring and self.positions and self.n_items_requested):
+            raise ValueError("A curve result without its config needs strength, scoring, positions and n_items.")
 
     def to_frame(self) -> pd.DataFrame:
         return self.curve
@@ -114,47 +133,121 @@ class CurveResult:
             "examples": self.examples,
         }
 
-    def summary(self) -> dict:
-        main = self.curve[(self.curve["category"] == ALL) & (self.curve["position"] == self.config.positions[0])]
-        fit_rows = self.fits[(self.fits["category"] == ALL) & (self.fits["position"] == self.config.positions[0])]
-        fit = fit_rows.iloc[0]
+    @classmethod
+    def from_stored(cls, tables: dict[str, pd.DataFrame], summary: dict, files: dict[str, bytes]) -> CurveResult:
+        """A stored run rebuilt from its five tables and summary. The config is not in the payload (config None):
+        strength, scoring and n_items come from the summary, the position settings from the curve table (in the
+        config's order); the coverage keeps what the summary records (see `Coverage.from_summary`)."""
+        curve = tables["curve"]
+        positions = tuple(dict.fromkeys(curve.loc[curve["category"] == ALL, "position"]))
+        if not positions or positions[0] != summary["position"]:
+            raise ValueError("The stored curve table does not start with the summary's position setting.")
+        return cls(
+            config=None,
+            scores=tables["scores"],
+            curve=curve,
+            fits=tables["fits"],
+            fitted=tables["fitted"],
+            examples=tables["examples"],
+            n_items_used=int(summary["n_items_used"]),
+            notice=summary["notice"],
+            skipped=list(summary["skipped"]),
+            coverage=Coverage.from_summary(summary),
+            strength=summary["strength"],
+            scoring=summary["scoring"],
+            positions=positions,
+            n_items_requested=int(summary["n_items_requested"]),
+        )
+
+    @property
+    def position(self) -> str:
+        """The first position setting: the one the summary's points and fits describe."""
+        return self.positions[0]
+
+    @property
+    def testbed_items(self) -> int:
+        """Testbed items scored (per share and position)."""
+        return int(self.scores["item"].nunique())
+
+    @property
+    def categories(self) -> list[str]:
+        """The testbed categories with a curve of their own (none when the items are of one category)."""
+        return sorted(c for c in self.curve["category"].unique() if c != ALL)
+
+    @property
+    def groups(self) -> list[tuple[str, str]]:
+        """Every (category, position) with a curve, in table order ("all" first)."""
+        return list(dict.fromkeys(zip(self.curve["category"], self.curve["position"], strict=True)))
+
+    @property
+    def best_models(self) -> dict[tuple[str, str], str]:
+        """The best model by AICc of each (category, position)."""
+        if "best_model" not in self.fits:
+            return {}
+        return {(r.category, r.position): r.best_model for r in self.fits.itertuples()}
+
+    @property
+    def warnings(self) -> list[str]:
+        """The coverage warning (the tokenizer cannot read the testbed), or nothing."""
+        return self.coverage.warnings("this testbed")
+
+    def _main_fit(self) -> pd.Series:
+        rows = self.fits[(self.fits["category"] == ALL) & (self.fits["position"] == self.position)]
+        return rows.iloc[0]
+
+    @property
+    def points(self) -> list[dict]:
+        """The curve of all items at the first position: proportion, poisoned_rate, mean_logodds per share."""
+        main = self.curve[(self.curve["category"] == ALL) & (self.curve["position"] == self.position)]
+        return [
+            {
+                "proportion": float(r.proportion),
+                "poisoned_rate": float(r.poisoned_rate),
+                "mean_logodds": float(r.mean_logodds),
+            }
+            for r in main.itertuples()
+        ]
+
+    @property
+    def rw_fit(self) -> dict:
+        """The RW fit of all items at the first position, JSON-safe: alpha_beta (and its bootstrap interval),
+        baseline, scale, r2, the best model by AICc, its meaning and every model's parameters and scores."""
+        fit = self._main_fit()
         return {
-            "points": [
-                {
-                    "proportion": float(r.proportion),
-                    "poisoned_rate": float(r.poisoned_rate),
-                    "mean_logodds": float(r.mean_logodds),
-                }
-                for r in main.itertuples()
-            ],
-            "rw_fit": {
-                "alpha_beta": float(fit.alpha_beta),
-                "baseline": float(fit.baseline),
-                "scale": float(fit.scale),
-                "r2": _json_float(fit.r2),
-                "best_model": str(fit.best_model),
-                "models": models_from_columns(fit),
-                "meaning": str(fit.meaning),
-                "alpha_beta_low": _json_float(fit.alpha_beta_low),
-                "alpha_beta_high": _json_float(fit.alpha_beta_high),
-            },
-            "rw_sequential_fit": {
-                "alpha_beta": float(fit.seq_alpha_beta),
-                "scale": float(fit.seq_scale),
-                "r2": _json_float(fit.seq_r2),
-            },
-            "strength": self.config.strength,
-            "scoring": self.config.scoring,
-            "position": self.config.positions[0],
-            "n_items_requested": self.config.n_items,
+            "alpha_beta": float(fit.alpha_beta),
+            "baseline": float(fit.baseline),
+            "scale": float(fit.scale),
+            "r2": _json_float(fit.r2),
+            "best_model": str(fit.best_model),
+            "models": models_from_columns(fit),
+            "meaning": str(fit.meaning),
+            "alpha_beta_low": _json_float(fit.alpha_beta_low),
+            "alpha_beta_high": _json_float(fit.alpha_beta_high),
+        }
+
+    @property
+    def rw_sequential_fit(self) -> dict:
+        """The sequential (shared-error) RW variant's fit of all items: alpha_beta, scale, r2."""
+        fit = self._main_fit()
+        return {"alpha_beta": float(fit.seq_alpha_beta), "scale": float(fit.seq_scale), "r2": _json_float(fit.seq_r2)}
+
+    def summary(self) -> dict:
+        return {
+            "points": self.points,
+            "rw_fit": self.rw_fit,
+            "rw_sequential_fit": self.rw_sequential_fit,
+            "strength": self.strength,
+            "scoring": self.scoring,
+            "position": self.position,
+            "n_items_requested": self.n_items_requested,
             "n_items_used": self.n_items_used,
-            "testbed_items": int(self.scores["item"].nunique()),
-            "categories": sorted(c for c in self.curve["category"].unique() if c != ALL),
+            "testbed_items": self.testbed_items,
+            "categories": self.categories,
             "notice": self.notice,
             "skipped": self.skipped,
             "coverage": self.coverage.share_known,
             "unknown_words": list(self.coverage.unknown_examples),
-            "warnings": self.coverage.warnings("this testbed"),
+            "warnings": self.warnings,
         }
 
 
@@ -587,17 +680,40 @@ class ExploreResult:
         return {"segments": self.segments, "answers": self.answers}
 
     def summary(self) -> dict:
-        best = self.answers.iloc[int(self.answers["score"].to_numpy().argmax())]
         return {
             "prompt": self.prompt,
             "logodds": self.logodds,
             "generated": self.generated,
-            "winner": str(best.candidate),
+            "winner": str(self.winner.candidate),
             "scoring": self.scoring,
             "coverage": self.coverage.share_known,
             "unknown_words": list(self.coverage.unknown_examples),
-            "warnings": self.coverage.warnings("this context"),
+            "warnings": self.warnings,
         }
+
+    @classmethod
+    def from_stored(cls, tables: dict[str, pd.DataFrame], summary: dict, files: dict[str, bytes]) -> ExploreResult:
+        """A stored run rebuilt from its two tables and summary; the coverage keeps what the summary records (see
+        `Coverage.from_summary`)."""
+        return cls(
+            prompt=summary["prompt"],
+            answers=tables["answers"],
+            segments=tables["segments"],
+            logodds=float(summary["logodds"]),
+            generated=summary["generated"],
+            scoring=summary["scoring"],
+            coverage=Coverage.from_summary(summary),
+        )
+
+    @property
+    def winner(self) -> pd.Series:
+        """The forced choice: the answers row (candidate, role, scores) with the highest score."""
+        return self.answers.iloc[int(self.answers["score"].to_numpy().argmax())]
+
+    @property
+    def warnings(self) -> list[str]:
+        """The coverage warning (the tokenizer cannot read the context), or nothing."""
+        return self.coverage.warnings("this context")
 
 
 def validate_explore(data: ExploreInput, cfg: ExploreConfig) -> None:

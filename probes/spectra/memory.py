@@ -229,12 +229,38 @@ def balance(probabilities: list[torch.Tensor], eps: float) -> tuple[float | None
 
 @dataclass
 class MemoryResult:
-    config: MemoryConfig
+    config: MemoryConfig | None  # None when rebuilt by `from_stored`: a stored run keeps its config in its key
+    # (StoredRun.config); the summary keeps eps, n_classes and embeddings, which the fields below carry
     classes: pd.DataFrame  # optimizer, step, class_index, frequency, group, probability
     groups: pd.DataFrame  # optimizer, step, head_loss, tail_loss, loss
     isotropy: pd.DataFrame  # optimizer, step, matrix (W | update), svd_entropy, effective_rank, ...
     spectrum: pd.DataFrame  # optimizer, step, matrix, index, singular_value
     optimizers: pd.DataFrame  # one row per optimizer: lr, balance, balance_step, final metrics
+    eps: float | None = None  # balance threshold 1 - eps; taken from `config` when it is given
+    n_classes: int | None = None  # K; from `config` when given
+    embeddings: str | None = None  # "identity" or "orthogonal"; from `config` when given
+
+    def __post_init__(self) -> None:
+        if self.config is not None:
+            self.eps, self.n_classes, self.embeddings = self.config.eps, self.config.n_classes, self.config.embeddings
+        elif None in (self.eps, self.n_classes, self.embeddings):
+            raise ValueError("A memory result needs its config, or eps, n_classes and embeddings.")
+
+    @classmethod
+    def from_stored(cls, tables: dict[str, pd.DataFrame], summary: dict, files: dict[str, bytes]) -> MemoryResult:
+        """The run a stored run holds: its five tables as stored, the settings its summary reports."""
+        return cls(
+            config=None,
+            **{name: tables[name] for name in ("classes", "groups", "isotropy", "spectrum", "optimizers")},
+            eps=float(summary["eps"]),
+            n_classes=int(summary["n_classes"]),
+            embeddings=summary["embeddings"],
+        )
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps of the run (records are kept for steps 0..steps)."""
+        return int(self.groups["step"].max())
 
     def to_frame(self) -> pd.DataFrame:
         return self.classes
@@ -255,9 +281,9 @@ class MemoryResult:
         }
         return {
             "optimizers": per_optimizer,
-            "eps": self.config.eps,
-            "n_classes": self.config.n_classes,
-            "embeddings": self.config.embeddings,
+            "eps": self.eps,
+            "n_classes": self.n_classes,
+            "embeddings": self.embeddings,
             "balance_note": "worst-class probability when the best class first reaches 1 - eps; "
             "null when no class reached 1 - eps within the run (see worst_prob_final)",
         }

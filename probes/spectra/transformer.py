@@ -231,11 +231,22 @@ def _matrix_name(parameter_name: str) -> str | None:
 
 @dataclass
 class TransformerResult:
-    config: TransformerConfig
+    config: TransformerConfig | None  # None when rebuilt by `from_stored`: a stored run keeps its config in its
+    # key (StoredRun.config); the tables say everything the summary reports
     accuracy: pd.DataFrame  # setup, step, group, accuracy, loss
     isotropy: pd.DataFrame  # setup, step, layer, matrix, head, svd_entropy, effective_rank, ...
     spectrum: pd.DataFrame  # setup, step, layer, matrix, head, index, singular_value
     setups: pd.DataFrame  # one row per setup: final accuracy per group, final isotropy means, seconds
+
+    @classmethod
+    def from_stored(cls, tables: dict[str, pd.DataFrame], summary: dict, files: dict[str, bytes]) -> TransformerResult:
+        """The run a stored run holds: its four tables as stored."""
+        return cls(config=None, **{name: tables[name] for name in ("accuracy", "isotropy", "spectrum", "setups")})
+
+    @property
+    def steps(self) -> int:
+        """Training steps: the config's, else the last evaluated step (training always evaluates its last step)."""
+        return self.config.steps if self.config is not None else int(self.accuracy["step"].max())
 
     def to_frame(self) -> pd.DataFrame:
         return self.accuracy
@@ -247,7 +258,7 @@ class TransformerResult:
         rows = self.setups.to_dict(orient="records")
         return {
             "setups": {row.pop("setup"): {k: _finite_or_none(v) for k, v in row.items()} for row in rows},
-            "steps": self.config.steps,
+            "steps": self.steps,
             "groups": "individuals ranked by frequency, cut into equal thirds: head, middle, tail",
         }
 

@@ -61,6 +61,21 @@ class WeightsResult:
     missing: pd.DataFrame  # layer, matrix, reason
     n_layers: int
 
+    @classmethod
+    def from_stored(cls, tables: dict[str, pd.DataFrame], summary: dict, files: dict[str, bytes]) -> WeightsResult:
+        """The measurement a stored run holds: its three tables as stored and the model's layer count."""
+        return cls(metrics=tables["metrics"], spectrum=tables["spectrum"], missing=tables["missing"],
+                   n_layers=int(summary["n_layers"]))  # fmt: skip
+
+    def matrices(self) -> list[str]:
+        """The matrix kinds measured, in MATRICES order."""
+        measured = set(self.metrics["matrix"])
+        return [matrix for matrix in MATRICES if matrix in measured]
+
+    def layers(self) -> list[int]:
+        """The layers measured, ascending."""
+        return sorted(self.metrics["layer"].unique())
+
     def to_frame(self) -> pd.DataFrame:
         return self.metrics
 

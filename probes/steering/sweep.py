@@ -76,11 +76,40 @@ class SweepResult:
             "collapse": self.collapse,
             "coverage": self.coverage.share_known,
             "unknown_words": list(self.coverage.unknown_examples),
-            "warnings": self.coverage.warnings("the prompt sets' text"),
+            "warnings": self.warnings,
             "strength_unit": self.strength_unit,
             "rows": _metric_records(self.rows, FLEXAC),
             "random_baseline": _metric_records(self.rows, RANDOM),
         }
+
+    @classmethod
+    def from_stored(cls, tables: dict[str, pd.DataFrame], summary: dict, files: dict[str, bytes]) -> SweepResult:
+        """A stored run rebuilt from its two tables and summary. The coverage keeps what the summary records (share
+        and unknown words; see `Coverage.from_summary`); the metric records of the summary come from the table."""
+        return cls(
+            rows=tables["sweep"],
+            examples=tables["examples"],
+            layers=tuple(int(layer) for layer in summary["layers"]),
+            creativity_metric=summary["creativity_metric"],
+            collapse=summary["collapse"],
+            coverage=Coverage.from_summary(summary),
+            strength_unit=summary["strength_unit"],
+        )
+
+    @property
+    def warnings(self) -> list[str]:
+        """The coverage warning (the tokenizer cannot read the prompt sets), or nothing."""
+        return self.coverage.warnings("the prompt sets' text")
+
+    @property
+    def unit(self) -> str:
+        """The vector's strength unit ("centroid", "residual", "raw"), or "" when its metadata names none."""
+        return str(self.strength_unit.get("unit", ""))
+
+    def collapse_of(self, direction: str = FLEXAC) -> dict:
+        """The first collapsed strength on each side of 0 and the distinct-2 threshold of one direction:
+        {"positive": s or None, "negative": s or None, "threshold": t} (see metrics.collapse_strengths)."""
+        return self.collapse[direction]
 
 
 def _metric_records(rows: pd.DataFrame, direction: str) -> list[dict]:
@@ -253,6 +282,15 @@ class LadderResult:
 
     def summary(self) -> dict:
         return {"n_strengths": int(len(self.generations))}
+
+    @classmethod
+    def from_stored(cls, tables: dict[str, pd.DataFrame], summary: dict, files: dict[str, bytes]) -> LadderResult:
+        """A stored run rebuilt: the generations table is the whole result (the summary only counts its rows)."""
+        return cls(tables["generations"])
+
+    def at(self, strength: float) -> pd.Series:
+        """The row of one strength of the ladder: text, associative_share, novelty, distinct_2."""
+        return self.generations.set_index("strength").loc[float(strength)]
 
 
 def run_ladder(

@@ -315,6 +315,15 @@ class VectorResult:
     def files(self) -> dict[str, bytes]:
         return self.vectors.files()
 
+    @classmethod
+    def from_stored(cls, tables: dict[str, pd.DataFrame], summary: dict, files: dict[str, bytes]) -> VectorResult:
+        """A stored run rebuilt: the vectors from their safetensors file (metadata from the JSON sidecar), the two
+        tables as stored. The summary is the vectors' metadata plus the kept pairs' count, so it adds nothing."""
+        if SAFETENSORS_NAME not in files:
+            raise ValueError(f"The stored steering-vector run holds no {SAFETENSORS_NAME}.")
+        vectors = SteeringVectors.from_files(files[SAFETENSORS_NAME], files.get(METADATA_NAME))
+        return cls(vectors, tables["per_layer"], tables["pairs"])
+
 
 def build_vectors(model, cfg: VectorConfig, sets: PromptSets, model_label: str = "", progress=None) -> VectorResult:
     """Residuals of both sets (and target samples) -> FlexAC top-N mean-difference vectors for every layer."""
