@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sweeping = commands.add_parser("sweep", help="scan every checkpoint: best induction score and loss vs step")
     add_model_args(sweeping)
     sweeping.add_argument("--revisions", default=None,
-                          help="comma-separated checkpoints (e.g. 0,1000,step2000,final); default: a local folder's "
+                          help="comma-separated checkpoints (e.g. 0,1000,step2000,final); default: a catalog "
+                               "model's 20-checkpoint subset (Pythia: step0 ... step143000), else a local folder's "
                                "saved revisions plus the final model")  # fmt: skip
     add_scan_args(sweeping)
     add_output_args(sweeping)

@@ -3,7 +3,8 @@
 The sweep itself is a loop run by the CLI or the page, each checkpoint being its own cached scan run (so an
 interrupted sweep resumes where it stopped). This module only names the checkpoints and assembles the curve.
 Local folders (the embedded organism) keep checkpoints in `<folder>/revisions/<name>`; Hugging Face models with
-Pythia-style branches are named `step<N>` (METHODS.md: step0, step1, 2, 4, ..., 512, then step1000 ... step143000).
+Pythia-style branches are named `step<N>` (METHODS.md: step0, step1, 2, 4, ..., 512, then step1000 ... step143000);
+the model catalog (probes/catalog.py) lists them for the hub models it knows.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from probes import catalog
 from probes.induction.scores import ScanResult
 from probes.models import EMBEDDED_MODEL_NAME, embedded_model_dir, local_revisions
 
@@ -37,10 +39,21 @@ def local_model_folder(name: str) -> Path | None:
     return folder if folder.is_dir() else None
 
 
+def catalog_revisions(name: str) -> list[str]:
+    """Every checkpoint the model catalog lists for a hub model (Pythia: step0 ... step143000), else []."""
+    if local_model_folder(name) is not None:
+        return []
+    entry = catalog.find(name)
+    return list(entry.revisions) if entry is not None else []
+
+
 def default_revisions(name: str) -> list[str | None]:
-    """Checkpoints to sweep by default: a local folder's saved revisions plus the final model; a hub model's
-    final model only (the user lists hub revisions, e.g. step numbers)."""
+    """Checkpoints to sweep by default: a local folder's saved revisions plus the final model; a catalog model's
+    log-spaced subset of its checkpoints (Pythia: step0, 1, 2, 4 ... 512, 1000, 2000, 4000 ... 128000, 143000; the
+    last one is the final model); any other hub model's final model only (the user lists its revisions)."""
     folder = local_model_folder(name)
+    if folder is None and (entry := catalog.find(name)) is not None and entry.has_revisions:
+        return list(entry.sweep_revisions)
     revisions: list[str | None] = list(local_revisions(folder)) if folder is not None else []
     return revisions + [None]
 
