@@ -23,9 +23,10 @@ Copying score (our choice among METHODS.md's options): the OV-circuit eigenvalue
 sum(lambda) / sum(|lambda|) over the eigenvalues of the full OV circuit W_E W_V^h W_O^h W_U (1 = the head copies
 the attended token's identity, -1 = it suppresses it), computed through the (d_head x d_head) matrix
 W_O^h W_U W_E W_V^h, which has the same non-zero eigenvalues. TransformerBridge keeps raw HF weights, so we fold the
-layer norms ourselves: ln1's weight into W_V, ln_final's weight into W_U, and (LayerNorm, not RMSNorm) we centre
-W_E and W_O over d_model as LayerNorm's mean subtraction does. Positive scalings (the norm's 1/scale) do not change
-the statistic. Positional embeddings and biases are left out, as in Elhage et al.
+layer norms ourselves: ln1's weight into W_V, the weight of a norm on the attention output (ln1_post: Gemma 2's
+sandwich norm, OLMo 2's post-norm) into W_O, ln_final's weight into W_U, Gemma's (1 + w) convention included, and
+(LayerNorm, not RMSNorm) we centre W_E and W_O over d_model as LayerNorm's mean subtraction does. Positive scalings
+(the norm's 1/scale) do not change the statistic. Positional embeddings and biases are left out, as in Elhage et al.
 
 In-context learning score (Olsson's sign): mean per-token loss on the repeated second half minus mean loss on the
 first half (targets b+1..b+T-1 vs b+T+1..b+2T-1, T-1 targets each), in nats. Negative = the model learns in
@@ -46,7 +47,7 @@ from probes.models import exclusive
 from probes.tokens import bos_for
 
 NAME = "induction"
-VERSION = "1"
+VERSION = "2"  # 2: the copying score folds the norm on the attention output (Gemma 2, OLMo 2)
 SCORE_NAMES = ("induction", "previous_token", "duplicate_token", "copying")
 
 Progress = Callable[[float, str], None]
@@ -246,6 +247,18 @@ def _centres(model) -> bool:
     return str(getattr(model.cfg, "normalization_type", None) or "").upper().startswith("LN")
 
 
+def _fold_post_norm(model, block, w_o: torch.Tensor) -> torch.Tensor:
+    """W_O (n_heads, d_head, d_model) of one block with the norm on the attention output folded in, when the block
+    has one (`ln1_post`: Gemma 2's sandwich norm, OLMo 2's post-norm): its mean subtraction (LayerNorm) and its
+    elementwise weight act on W_O's d_model side; the division by the scale is positive and drops out."""
+    weight = _norm_weight(getattr(block, "ln1_post", None))
+    if weight is None:
+        return w_o
+    if _centres(model):
+        w_o = w_o - w_o.mean(dim=-1, keepdim=True)
+    return w_o * weight
+
+
 def copying_scores(model) -> np.ndarray:
     """(n_layers, n_heads) Elhage's sum(lambda)/sum(|lambda|) of the full OV circuit W_E W_V W_O W_U per head."""
     with torch.no_grad():
@@ -255,6 +268,7 @@ def copying_scores(model) -> np.ndarray:
         w_o = model.W_O.detach().float()  # (n_layers, n_heads, d_head, d_model)
         if w_v.shape[1] != w_o.shape[1]:  # grouped-query attention: share each kv head among its query heads
             w_v = w_v.repeat_interleave(w_o.shape[1] // w_v.shape[1], dim=1)
+        w_o = torch.stack([_fold_post_norm(model, block, w_o[layer]) for layer, block in enumerate(model.blocks)])
         if _centres(model):
             w_e = w_e - w_e.mean(dim=1, keepdim=True)
             w_o = w_o - w_o.mean(dim=-1, keepdim=True)
