@@ -149,6 +149,32 @@ def export_buttons(run: StoredRun, key_prefix: str = "export") -> None:
     )
 
 
+CHAT_TEMPLATE_LABELS = {
+    "auto": "Chat template when the model has one",
+    "on": "Always the chat template",
+    "off": "Plain text",
+}
+
+
+def chat_template_select(container, key: str) -> str:
+    """The prompt-format switch (auto, on, off) every prompt-building probe takes; part of the run key."""
+    return container.selectbox(
+        "Prompt format",
+        CHAT_TEMPLATE_LABELS,
+        format_func=CHAT_TEMPLATE_LABELS.get,
+        key=key,
+        help="Instruction-tuned models read prompts as one user turn of their chat template; the candidate answer "
+        "or the continuation starts the assistant's reply. 'auto' uses the template whenever the tokenizer has one.",
+    )
+
+
+def prompt_caption(prompt_format: str, example_prompt: str) -> None:
+    """Which format the prompts had, and the first one exactly as the model read it."""
+    if example_prompt:
+        shown = example_prompt if len(example_prompt) <= 300 else example_prompt[:300] + "…"
+        st.caption(f"Prompts as the model read them ({prompt_format}), e.g.: `{shown}`")
+
+
 def run_caption(run: StoredRun) -> None:
     source = "served from the cache" if run.cached else f"computed in {run.duration_s:.1f} s"
     st.caption(

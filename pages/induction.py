@@ -18,6 +18,7 @@ from pages.common import (
     run_caption,
     show_error,
 )
+from probes.defaults import ENGLISH_DATA_DIR, organism_data_dir, uses_english_defaults
 from probes.induction import attention, emergence, scores, sweep
 from probes.models import ModelSpec
 from probes.wiring import result_of
@@ -253,30 +254,37 @@ def chosen_head(top: pd.DataFrame, picked) -> tuple[int, int]:
     return int(chosen["layer"]), int(chosen["head"])
 
 
-ENGLISH_TEXT = (
-    "The keeper, Harriet Vane, rowed to the lighthouse at dawn. "
-    "That evening the keeper, Harriet Vane, rowed to the lighthouse again."
-)
+ENGLISH_TEXT_FILE = ENGLISH_DATA_DIR / "induction_text.txt"  # the project's English default (a repeated clause)
+FALLBACK_TEXT = "The cat sat on the mat. The cat sat on the mat."
+
+
+def english_text() -> str:
+    try:
+        return " ".join(ENGLISH_TEXT_FILE.read_text(encoding="utf-8").split()) or FALLBACK_TEXT
+    except OSError:
+        return FALLBACK_TEXT
 
 
 def default_text() -> str:
-    """A repeated passage the model can read: English if its tokenizer knows every word, else a repeated fact from
-    a local model's data/facts.csv (the organism), else a repeated run of words from its own vocabulary."""
+    """A repeated passage for the model: the project's English text (probes/data/english/induction_text.txt) for
+    every model but an organism-like one (probes.defaults), which reads only its own word-level vocabulary and gets
+    a repeated fact from its data/facts.csv, else a repeated run of words from its vocabulary."""
     try:
-        from pages.common import get_model
-
-        tokenizer = get_model().tokenizer
-        if tokenizer.unk_token_id not in tokenizer(ENGLISH_TEXT, add_special_tokens=False)["input_ids"]:
-            return ENGLISH_TEXT
-        facts = sweep.local_model_folder(current_spec().name)
-        if facts is not None and (facts / "data" / "facts.csv").is_file():
-            first = pd.read_csv(facts / "data" / "facts.csv").iloc[0]
+        spec = current_spec()
+        if uses_english_defaults(spec):
+            return english_text()
+        facts = organism_data_dir(spec) / "facts.csv"
+        if facts.is_file():
+            first = pd.read_csv(facts).iloc[0]
             sentence = f"{first['fact_prompt']} {first['answer']} ."
             return f"{sentence} {sentence}"
-        vocab, special = scores.sampling_vocabulary(get_model())
-        return tokenizer.decode(scores.repeated_random_tokens(vocab, special, 1, 10, None, seed=0)[0])
+        from pages.common import get_model
+
+        model = get_model()
+        vocab, special = scores.sampling_vocabulary(model)
+        return model.tokenizer.decode(scores.repeated_random_tokens(vocab, special, 1, 10, None, seed=0)[0])
     except (*USER_ERRORS, KeyError, OSError):
-        return ENGLISH_TEXT
+        return english_text()
 
 
 def text_attention_section(scan: scores.ScanResult, layer: int, head: int, prepend_bos: bool) -> None:
@@ -410,11 +418,23 @@ def sweep_section() -> None:
     spec = current_spec()
     suggested = sweep.default_revisions(spec.name)
     local = sweep.local_model_folder(spec.name) is not None
-    st.caption(f"Model: **{spec.name}**. " + ("Its saved checkpoints are listed below." if local else
-               "List hub revisions, e.g. Pythia step numbers: 0, 512, 1000, 2000, 4000, final."))  # fmt: skip
-    default = ", ".join(r or sweep.FINAL for r in suggested) if local else "0, 512, 1000, 2000, 4000, final"
-    text = st.text_input("Checkpoints (comma-separated)", default, key=f"induction_revisions_{spec.name}")
-    revisions = sweep.parse_revisions(text)
+    listed = sweep.catalog_revisions(spec.name)  # the model catalog's checkpoints of a known hub model (Pythia)
+    if local:
+        note = "Its saved checkpoints are listed below."
+    elif listed:
+        note = (
+            f"The model catalog lists its {len(listed)} hub checkpoints ({listed[0]} … {listed[-1]}); below is a "
+            f"log-spaced subset of {len(suggested)}. Edit it, or sweep them all."
+        )
+    else:
+        note = "List hub revisions, e.g. Pythia step numbers: 0, 512, 1000, 2000, 4000, final."
+    st.caption(f"Model: **{spec.name}**. {note}")
+    default = ", ".join(r or sweep.FINAL for r in suggested) if local or listed else "0, 512, 1000, 2000, 4000, final"
+    every = bool(listed) and st.checkbox(f"All {len(listed)} checkpoints", key=f"induction_all_revisions_{spec.name}",
+                                   help="Each checkpoint is a separate download and scan.")  # fmt: skip
+    text = st.text_input("Checkpoints (comma-separated)", default, key=f"induction_revisions_{spec.name}",
+                         disabled=bool(every))  # fmt: skip
+    revisions = list(listed) if every else sweep.parse_revisions(text)
     defaults = scores.ScanConfig()
     cfg = scores.ScanConfig(seq_len=defaults.seq_len, n_seqs=defaults.n_seqs, seed=defaults.seed, copying=False)
     specs = [ModelSpec(spec.name, revision, spec.device, spec.dtype, spec.trust_remote_code) for revision in revisions]
@@ -430,7 +450,8 @@ def sweep_section() -> None:
             continue
         points.append(sweep.SweepPoint(revision, sweep.revision_step(revision), run.run_id, result_of(run)))
     if missing:
-        st.info(f"Not scanned yet: {', '.join(missing)}. Press '{SWEEP_LABEL}' (each checkpoint is cached on its "
+        shown = ", ".join(missing[:12]) + (f" and {len(missing) - 12} more" if len(missing) > 12 else "")
+        st.info(f"Not scanned yet: {shown}. Press '{SWEEP_LABEL}' (each checkpoint is cached on its "
                 "own, so an interrupted sweep resumes where it stopped).")  # fmt: skip
     if not points:
         return

@@ -6,7 +6,18 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.common import about_box, cached_lookup, cached_run, export_buttons, run_caption, show_error
+from pages.common import (
+    about_box,
+    cached_lookup,
+    cached_run,
+    chat_template_select,
+    current_spec,
+    export_buttons,
+    prompt_caption,
+    run_caption,
+    show_error,
+)
+from probes.models import ModelLoadError
 from probes.poisoned import (
     EXPLORE_NAME,
     NAME,
@@ -19,10 +30,18 @@ from probes.poisoned import (
 )
 from probes.poisoned.contexts import POSITIONS
 from probes.poisoned.scoring import SCORINGS
-from probes.poisoned.testbed import CSV_COLUMNS, EMBEDDED_TESTBED, MAX_UPLOAD_BYTES, decode_upload
+from probes.poisoned.testbed import (
+    CSV_COLUMNS,
+    EMBEDDED_TESTBED,
+    MAX_UPLOAD_BYTES,
+    decode_upload,
+    default_testbed_path,
+    load_testbed_file,
+)
 from probes.wiring import result_of
 
-SOURCES = ("Embedded organism testbed", "Upload a file", "Paste text")
+BUILT_IN = "Built-in testbed"  # the value of the first option; its label names the testbed that fits the model
+SOURCES = (BUILT_IN, "Upload a file", "Paste text")
 UPLOAD_LABEL = "Upload a testbed (.json, .jsonl or .csv, at most 10 MB)"
 CONTEXT_UPLOAD_LABEL = "Upload a context (.txt, one segment per line, at most 1 MB)"
 MAX_CONTEXT_BYTES = 2**20
@@ -76,17 +95,54 @@ about_box(
 )
 
 
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _built_in_testbed(path: str, stamp: tuple[int, int]) -> Testbed:
+    """A built-in testbed, parsed once per file version (`stamp`: modification time and size)."""
+    return load_testbed_file(path)
+
+
+def built_in_testbed() -> tuple[str, str, Testbed | TestbedError | None]:
+    """The name and radio label of the built-in testbed that fits the sidebar's model, and that testbed (None when
+    the file is missing, the error when it cannot be read)."""
+    try:
+        path = default_testbed_path(current_spec())
+    except ModelLoadError:  # the sidebar names a folder that is gone (the sidebar says so); offer the organism's
+        path = EMBEDDED_TESTBED
+    name = "Organism testbed" if path == EMBEDDED_TESTBED else "English testbed"
+    if not path.is_file():
+        return name, f"{name} (missing)", None
+    try:
+        stat = path.stat()
+        testbed = _built_in_testbed(str(path), (stat.st_mtime_ns, stat.st_size))
+    except TestbedError as error:
+        return name, f"{name} (unreadable)", error
+    count = len(testbed.categories())
+    categories = f", {count} categories" if count > 1 else ""
+    return name, f"{name} ({len(testbed.items)} items{categories})", testbed
+
+
 def read_testbed() -> Testbed | None:
     """The testbed chosen in the widgets, or None (with one message) when there is none or it is invalid."""
-    source = st.radio("Testbed", SOURCES, horizontal=True, key="poisoned-source")
+    name, label, built_in = built_in_testbed()
+    source = st.radio(
+        "Testbed",
+        SOURCES,
+        horizontal=True,
+        key="poisoned-source",
+        format_func=lambda option: label if option == BUILT_IN else option,
+        help="The built-in testbed fits the sidebar's model: the organism's own (in its invented vocabulary) for "
+        "the organism, an English one written for AssocLens for every other model.",
+    )
     with st.expander("Upload format"):
         st.markdown(FORMAT_HELP)
     try:
-        if source == SOURCES[0]:
-            if not EMBEDDED_TESTBED.is_file():
-                st.info("The embedded organism's testbed is not there yet; upload or paste one.")
+        if source == BUILT_IN:
+            if isinstance(built_in, TestbedError):
+                raise built_in
+            if built_in is None:
+                st.info(f"The {name.lower()} is not there yet; upload or paste one.")
                 return None
-            return load_testbed(EMBEDDED_TESTBED.read_bytes(), EMBEDDED_TESTBED.name)
+            return built_in
         if source == SOURCES[1]:
             upload = st.file_uploader(
                 UPLOAD_LABEL,
@@ -144,6 +200,7 @@ def curve_settings(testbed: Testbed) -> tuple[CurveConfig, bool]:
                 "Answer scoring", SCORINGS, SCORINGS.index(defaults.scoring), format_func=SCORING_LABELS.get,
                 key="poisoned-scoring", help=SCORING_HELP,
             )  # fmt: skip
+            chat_template = chat_template_select(st, "poisoned-chat-template")
             bootstrap = st.number_input("Bootstrap resamples", 0, 2000, defaults.n_bootstrap, key="poisoned-bootstrap")
             generated = st.number_input("Generated example answers", 0, 12, 0, key="poisoned-generated")
             seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="poisoned-seed")
@@ -157,6 +214,7 @@ def curve_settings(testbed: Testbed) -> tuple[CurveConfig, bool]:
         source_tags=tags,
         strength=strength,
         scoring=scoring,
+        chat_template=chat_template,
         n_bootstrap=int(bootstrap),
         n_generated=int(generated),
         seed=int(seed),
@@ -313,6 +371,7 @@ def show_curves(stored) -> None:
     result = result_of(stored)
     curve, fits, fitted = result.curve, result.fits, result.fitted
     run_caption(stored)
+    prompt_caption(result.prompt_format, result.example_prompt)
     if result.notice:
         st.warning(result.notice)
     show_coverage_warnings(result.warnings)
@@ -429,9 +488,12 @@ def explore_inputs(testbed: Testbed | None) -> tuple[ExploreInput, ExploreConfig
         "Answer scoring", SCORINGS, SCORINGS.index(ExploreConfig.scoring), format_func=SCORING_LABELS.get,
         key="poisoned-x-scoring", help=SCORING_HELP,
     )  # fmt: skip
+    chat_template = chat_template_select(middle, "poisoned-x-chat-template")
     submitted = st.button("Score this context", key="poisoned-x-run")
     data = ExploreInput(question.strip(), lines(context), lines(bad), lines(answers))
-    cfg = ExploreConfig(n_inappropriate=n_bad, position=position, generate=generate, scoring=scoring)
+    cfg = ExploreConfig(
+        n_inappropriate=n_bad, position=position, generate=generate, scoring=scoring, chat_template=chat_template
+    )
     return data, cfg, submitted
 
 
@@ -478,7 +540,7 @@ def explore_tab(testbed: Testbed | None) -> None:
         st.markdown(f"**Generated answer:** {result.generated}")
     st.dataframe(result.answers, hide_index=True, width="stretch")
     st.plotly_chart(attribution_figure(result.segments), width="stretch", key="poisoned-attribution")
-    with st.expander("Prompt"):
+    with st.expander(f"Prompt as the model read it ({result.prompt_format})"):
         st.text(result.prompt)
     export_buttons(stored, key_prefix="poisoned-x")
 

@@ -7,8 +7,18 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from cache import digest_json
-from pages.common import about_box, cached_run, current_spec, export_buttons, get_model, run_caption, show_error
-from probes.models import ModelLoadError, local_folder
+from pages.common import (
+    about_box,
+    cached_run,
+    chat_template_select,
+    current_spec,
+    export_buttons,
+    get_model,
+    prompt_caption,
+    run_caption,
+    show_error,
+)
+from probes.models import ModelLoadError
 from probes.steering import (
     LADDER_NAME,
     NAME,
@@ -19,25 +29,39 @@ from probes.steering import (
     SweepConfig,
     VectorConfig,
     default_layers,
-    organism_prompt_sets,
     parse_facts,
     parse_prompt_sets,
 )
 from probes.steering.metrics import derived_vocabulary
-from probes.steering.prompts import MAX_PROMPT_FILE_BYTES, ORGANISM_ASSOCIATIVE_SETS, default_data_dir, parse_lines
+from probes.steering.prompts import (
+    MAX_PROMPT_FILE_BYTES,
+    ORGANISM_ASSOCIATIVE_SETS,
+    default_prompt_sets,
+    default_sets_kind,
+    parse_lines,
+)
 from probes.steering.sweep import input_coverage
 from probes.steering.vectors import STRENGTH_UNITS
 from probes.uploads import decode_upload
 from probes.wiring import LadderInputs, SweepInputs, result_of
 
-DEFAULTS, PASTE = "Embedded organism defaults", "Paste or upload"
+DEFAULTS, PASTE = "Built-in defaults", "Paste or upload"  # option values; the defaults' label names which
 SLIDER_MIN, SLIDER_MAX, SLIDER_STEP = -4.0, 4.0, 0.5
 DEFAULT_SWEEP = ",".join(f"{s:g}" for s in SweepConfig.strengths)  # the CLI's default too
-ASSOCIATIVE_SET_LABELS = {
-    "dream": "dream register: the same facts as 'dream: the capital of X is'",
-    "hallucination": "hallucination-inducing: 'fact:' prompts about entities the model never saw",
-    "dream+hallucination": "both",
+ASSOCIATIVE_SET_LABELS = {  # per built-in kind (probes.steering.prompts.default_sets_kind)
+    "organism": {
+        "dream": "dream register: the same facts as 'dream: the capital of X is'",
+        "hallucination": "hallucination-inducing: 'fact:' prompts about entities the model never saw",
+        "dream+hallucination": "both",
+    },
+    "english": {
+        "dream": "dream register: the same facts retold, 'In the dream, the capital of France was'",
+        "hallucination": "hallucination-inducing: 'The capital of the island nation of Veloria is' (invented places, "
+        "people, works)",
+        "dream+hallucination": "both",
+    },
 }
+KIND_NAMES = {"organism": "Organism defaults", "english": "English defaults"}
 COLOURS = {"faithfulness": "#1f77b4", "answer_prob": "#1f77b4", "creativity": "#ff7f0e", "distinct_2": "#7f7f7f"}
 UNIT_LABELS = {
     "centroid": "centroid: +2 carries faithful outputs to the associative centroid",
@@ -84,18 +108,37 @@ except (ModelLoadError, ValueError, MemoryError) as error:
 n_layers = model.cfg.n_layers
 
 
+def defaults_label(kind: str, associative_set: str) -> str:
+    """The built-in option's label: which defaults this model gets and their counts."""
+    try:
+        sets = default_prompt_sets(current_spec(), associative_set)
+    except (FileNotFoundError, ValueError):
+        return KIND_NAMES[kind]  # the error shows below once the option is chosen
+    return f"{KIND_NAMES[kind]}: {len(sets.faithful)} faithful / {len(sets.associative)} associative prompts"
+
+
 def prompt_sets_widget() -> PromptSets | None:
-    """The two prompt sets (plus vocabulary and facts): the organism's defaults, or the user's own."""
-    source = st.radio("Prompt sets", [DEFAULTS, PASTE], horizontal=True, key="steering_sets_source")
+    """The two prompt sets (plus vocabulary and facts): the built-in defaults for this model (the organism's for an
+    organism-like model, English for every other), or the user's own."""
+    kind = default_sets_kind(current_spec())
+    chosen = st.session_state.get("steering_associative_set")
+    label = defaults_label(kind, chosen if chosen in ORGANISM_ASSOCIATIVE_SETS else "dream")
+    source = st.radio(
+        "Prompt sets",
+        [DEFAULTS, PASTE],
+        format_func=lambda option: label if option == DEFAULTS else option,
+        horizontal=True,
+        key="steering_sets_source",
+    )
     try:
         if source == DEFAULTS:
             associative_set = st.selectbox(
                 "Associative side",
                 list(ORGANISM_ASSOCIATIVE_SETS),
-                format_func=ASSOCIATIVE_SET_LABELS.get,
+                format_func=ASSOCIATIVE_SET_LABELS[kind].get,
                 key="steering_associative_set",
             )
-            sets = organism_prompt_sets(associative_set, default_data_dir(local_folder(current_spec())))
+            sets = default_prompt_sets(current_spec(), associative_set)
             st.caption(
                 f"{len(sets.faithful)} faithful and {len(sets.associative)} associative prompts, "
                 f"{len(sets.facts)} facts and {len(sets.associative_words)} associative words from {sets.source}."
@@ -266,6 +309,7 @@ pairing = right.selectbox(
     help="crosswise: every faithful with every associative prompt (FlexAC); matched: the i-th with the i-th "
     "(aligned sets: the same content in both registers).",
 )
+chat_template = chat_template_select(right, "steering_chat_template")
 targets = parse_lines(
     st.text_area("Task samples for a task-specific vector (optional, one per line)", height=80, key="steering_targets")
 )
@@ -289,7 +333,12 @@ if unit == "residual":
         "× mean residual norm", 0.01, 10.0, VectorConfig.relative_norm, 0.05, key="steering_relative_norm"
     )
 vector_cfg = VectorConfig(
-    layers=tuple(layers), top_n_pairs=int(n_pairs), pairing=pairing, unit=unit, relative_norm=relative_norm
+    layers=tuple(layers),
+    top_n_pairs=int(n_pairs),
+    pairing=pairing,
+    unit=unit,
+    relative_norm=relative_norm,
+    chat_template=chat_template,
 ).resolved(n_layers)
 for warning in input_coverage(model.tokenizer, sets).warnings("the prompt sets' text"):
     st.warning(warning, icon="⚠️")
@@ -302,6 +351,7 @@ if loaded is None:
     vectors = built.vectors
     st.plotly_chart(per_layer_figure(built.per_layer, layers), width="stretch", key="steering_layers_fig")
     st.caption(unit_caption(vectors.metadata))
+    prompt_caption(vectors.metadata.get("prompt_format", "plain"), vectors.metadata.get("example_prompt", ""))
     run_caption(vector_run)
 else:
     vectors = SteeringVectors(loaded.general, tuple(sorted(layers)), loaded.task, loaded.metadata)
@@ -355,6 +405,7 @@ ladder_cfg = LadderConfig(
     max_new_tokens=int(max_new_tokens),
     do_sample=decoding != "Greedy",
     seed=int(seed),
+    chat_template=chat_template,
 )
 ladder_run = cached_run(
     LADDER_NAME, ladder_cfg, LadderInputs(vectors, frozenset(vocabulary)), label="Generating at every slider strength"
@@ -390,7 +441,11 @@ except ValueError:
     show_error(ValueError(f"Sweep strengths must be numbers separated by commas, got {strength_text!r}."))
     st.stop()
 sweep_cfg = SweepConfig(
-    strengths=sweep_strengths, task_strength=task_strength, n_facts=int(n_facts), collapse_ratio=float(ratio)
+    strengths=sweep_strengths,
+    task_strength=task_strength,
+    n_facts=int(n_facts),
+    collapse_ratio=float(ratio),
+    chat_template=chat_template,
 ).resolved(vectors.layers)
 sweep_run = cached_run(NAME, sweep_cfg, SweepInputs(vectors, sets), label="Sweeping strengths")
 if sweep_run is not None:

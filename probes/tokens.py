@@ -12,7 +12,9 @@ measured with its own and must not move:
 
 The BOS rule, everywhere: at most one BOS is added, and none when the text's ids already start with the BOS id
 (e.g. a chat template that writes it), decided on ids, not on text. `render_chat` applies the tokenizer's chat
-template (`chat_template=True` on the encoders); no probe turns it on yet.
+template; `uses_chat` decides from a probe's `chat_template` setting (auto, on, off) and `as_model_reads` formats a
+prompt with it, so the poisoned and steering probes put every prompt through the template by default when the
+tokenizer has one.
 
 Batches: `pad_id` (pad token, else EOS, else 0), `right_pad` (with lengths, for full-sequence forwards) and
 `left_pad` (with an attention mask, for generation and shared-prompt KV caches: the last prompt token is the last
@@ -65,6 +67,40 @@ def render_chat(tokenizer, text: str) -> str:
     return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 
+CHAT_MODES = ("auto", "on", "off")  # auto: the chat template when the tokenizer has one
+
+
+def uses_chat(tokenizer, mode: str) -> bool:
+    """Whether prompts go through the tokenizer's chat template under `mode` (auto, on, off)."""
+    if mode not in CHAT_MODES:
+        raise ValueError(f"Unknown chat-template mode {mode!r}; choose {', '.join(CHAT_MODES)}.")
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    if mode == "on" and not has_template:
+        raise ValueError("This model's tokenizer has no chat template; choose 'auto' or 'off'.")
+    return has_template and mode != "off"
+
+
+def as_model_reads(tokenizer, text: str, chat: bool) -> str:
+    """`text` as the prompt the model reads: one user turn of its chat template (ending where the assistant's reply
+    starts) when `chat`, else unchanged. A template that fails to render is one clear ValueError."""
+    if not chat:
+        return text
+    try:
+        return render_chat(tokenizer, text)
+    except Exception as error:  # jinja raises its own error types for a broken template
+        raise ValueError(f"The model's chat template failed to render a prompt: {error}") from None
+
+
+def prompt_format(chat: bool) -> str:
+    """The `prompt_format` value a probe's JSON reports."""
+    return "chat" if chat else "plain"
+
+
+def shown_ids(tokenizer, ids: Sequence[int]) -> str:
+    """Token ids as text with every special token written out (`example_prompt` in a probe's JSON)."""
+    return tokenizer.decode(list(ids), skip_special_tokens=False)
+
+
 # --- encoders --------------------------------------------------------------------------------------------
 
 
@@ -80,12 +116,13 @@ def prompt_ids(tokenizer, text: str, prepend_bos: bool = True, chat_template: bo
     return with_bos(text_ids(tokenizer, text), bos_id(tokenizer) if prepend_bos else None)
 
 
-def answer_ids(tokenizer, answer: str) -> list[int]:
-    """Ids of " " + answer (stripped), tokenized on its own, to follow `prompt_ids` -> (n_answer,).
+def answer_ids(tokenizer, answer: str, leading_space: bool = True) -> list[int]:
+    """Ids of " " + answer (stripped), tokenized on its own, to follow `prompt_ids` -> (n_answer,). Without the
+    leading space (`leading_space=False`) after a chat prompt, where the assistant's reply starts a new line.
 
     Raises ValueError when the answer has no tokens.
     """
-    ids = text_ids(tokenizer, " " + answer.strip())
+    ids = text_ids(tokenizer, (" " if leading_space else "") + answer.strip())
     if not ids:
         raise ValueError(f"The answer {answer!r} has no tokens under this model's tokenizer.")
     return ids

@@ -26,10 +26,18 @@ from probes.poisoned.contexts import POSITIONS
 from probes.poisoned.probe import STRENGTHS, item_texts
 from probes.poisoned.rescorla_wagner import fit_curves
 from probes.poisoned.scoring import SCORINGS
-from probes.poisoned.testbed import EMBEDDED_TESTBED, Testbed, TestbedError, decode_upload
+from probes.poisoned.testbed import (
+    EMBEDDED_TESTBED,
+    ENGLISH_TESTBED,
+    Testbed,
+    TestbedError,
+    decode_upload,
+    default_testbed_path,
+)
+from probes.tokens import CHAT_MODES
 from probes.wiring import result_of
 
-DEFAULT_TESTBED = EMBEDDED_TESTBED
+DEFAULT_TESTBED = EMBEDDED_TESTBED  # the organism's (the default model's) built-in testbed
 MAX_RW_POINTS = 10_000
 MIN_RW_POINTS = 3
 PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
@@ -59,6 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     curve.add_argument("--strength", choices=STRENGTHS, default=defaults.strength, help="what the RW model fits")
     curve.add_argument("--no-tags", action="store_true", help="leave out the (From <source>) tags")
     add_scoring_arg(curve, defaults.scoring)
+    add_chat_template_arg(curve)
     curve.add_argument(
         "--length-normalize", action="store_const", const="mean", dest="scoring", help="same as --scoring mean"
     )
@@ -77,6 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     one.add_argument("--n-bad", type=int, default=0, help="inappropriate segments mixed in")
     one.add_argument("--position", choices=POSITIONS, default="random")
     add_scoring_arg(one, ExploreConfig.scoring)
+    add_chat_template_arg(one)
     one.add_argument("--seed", type=int, default=0)
     add_output_args(one)
     one.set_defaults(handler=explore_command)
@@ -102,6 +112,15 @@ def add_scoring_arg(parser: argparse.ArgumentParser, default: str) -> None:
     )
 
 
+def add_chat_template_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--chat-template",
+        choices=CHAT_MODES,
+        default="auto",
+        help="put prompts through the tokenizer's chat template: auto (when it has one), on, off",
+    )
+
+
 def print_warnings(result: dict) -> None:
     for warning in result.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
@@ -109,14 +128,23 @@ def print_warnings(result: dict) -> None:
 
 def add_testbed_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--testbed", default=None, help=f"testbed file (default: the organism's {DEFAULT_TESTBED.name})"
+        "--testbed",
+        default=None,
+        help=f"testbed file (default: the model's built-in testbed: the organism's {DEFAULT_TESTBED.name} for the "
+        f"organism, the English {ENGLISH_TESTBED.parent.name}/{ENGLISH_TESTBED.name} for every other model)",
     )
 
 
-def read_testbed(path: str | None) -> Testbed:
+def testbed_path(args: argparse.Namespace) -> Path:
+    """--testbed when given, else the built-in testbed that fits --model."""
+    return Path(args.testbed) if args.testbed else default_testbed_path(spec_from_args(args))
+
+
+def read_testbed(path: str | Path | None) -> Testbed:
     target = Path(path) if path else DEFAULT_TESTBED
-    if path is None and not target.is_file():
-        raise UserError(f"The embedded organism's testbed {target} is missing; pass --testbed FILE.")
+    if (path is None or target in (EMBEDDED_TESTBED, ENGLISH_TESTBED)) and not target.is_file():
+        owner = "embedded organism's" if target == EMBEDDED_TESTBED else "built-in English"
+        raise UserError(f"The {owner} testbed {target} is missing; pass --testbed FILE.")
     return load_testbed_file(target)
 
 
@@ -142,6 +170,7 @@ def curve_config(args: argparse.Namespace) -> CurveConfig:
         source_tags=not args.no_tags,
         strength=args.strength,
         scoring=args.scoring,
+        chat_template=args.chat_template,
         n_bootstrap=args.bootstrap,
         n_generated=args.generate,
         seed=args.seed,
@@ -149,7 +178,8 @@ def curve_config(args: argparse.Namespace) -> CurveConfig:
 
 
 def curve_command(args: argparse.Namespace) -> dict:
-    testbed = read_testbed(args.testbed)
+    path = testbed_path(args)
+    testbed = read_testbed(path)
     cfg = curve_config(args)
     stored = run_probe(args, NAME, cfg, testbed)
     print_warnings(stored.summary)
@@ -158,13 +188,24 @@ def curve_command(args: argparse.Namespace) -> dict:
         "fits": result_of(stored).fits.to_dict(orient="records"),
         "run_id": stored.run_id,
         "cached": stored.cached,
-        "testbed": {"file": testbed.source, "items": len(testbed.items), "skipped": len(testbed.skipped)},
+        "testbed": {
+            "file": testbed.source,
+            "path": str(path),
+            "items": len(testbed.items),
+            "skipped": len(testbed.skipped),
+        },
     }
 
 
 def explore_command(args: argparse.Namespace) -> dict:
     data = ExploreInput(args.question, tuple(args.segment), tuple(args.bad_segment), tuple(args.answer))
-    cfg = ExploreConfig(n_inappropriate=args.n_bad, position=args.position, scoring=args.scoring, seed=args.seed)
+    cfg = ExploreConfig(
+        n_inappropriate=args.n_bad,
+        position=args.position,
+        scoring=args.scoring,
+        chat_template=args.chat_template,
+        seed=args.seed,
+    )
     stored = run_probe(args, EXPLORE_NAME, cfg, data)
     print_warnings(stored.summary)
     result = result_of(stored)

@@ -8,6 +8,9 @@ prompts (novelty vs the prompt when no vocabulary is known). Strength unit (defa
 faithful prompts' output residual one centroid distance toward the associative set (probes/steering/vectors.py).
 Coverage is the share of the prompt sets' words the tokenizer knows; below 0.8 the warning also goes to stderr.
 Runs use the same cache keys as the dashboard, so a sweep computed here shows up there instantly.
+Without prompt files both commands use the built-in sets (the organism's for an organism-like model, the English
+defaults in probes/data/english/ for every other); `prompt_sets` in the JSON says which: "organism", "english" or
+"user".
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import sys
 from pathlib import Path
 
 from probes.cli import UserError, add_model_args, add_output_args, run_probe, spec_from_args
-from probes.models import layer_count, local_folder
+from probes.models import layer_count
 from probes.steering import (
     NAME,
     VECTORS_NAME,
@@ -25,12 +28,12 @@ from probes.steering import (
     SteeringVectors,
     SweepConfig,
     VectorConfig,
-    organism_prompt_sets,
     parse_facts,
     parse_prompt_sets,
 )
-from probes.steering.prompts import ORGANISM_ASSOCIATIVE_SETS, default_data_dir, parse_lines
+from probes.steering.prompts import ORGANISM_ASSOCIATIVE_SETS, default_prompt_sets, default_sets_kind, parse_lines
 from probes.steering.vectors import STRENGTH_UNITS
+from probes.tokens import CHAT_MODES
 from probes.wiring import SweepInputs, result_of
 
 
@@ -71,13 +74,14 @@ def _add_input_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--prompts",
         default=None,
-        help="JSON or JSONL with 'faithful'/'associative' fields (default: the organism's sets)",
+        help="JSON or JSONL with 'faithful'/'associative' fields (default: the built-in sets, the organism's "
+        "for an organism-like model and the English defaults for every other)",
     )
     parser.add_argument(
         "--associative-set",
         default="dream",
         choices=list(ORGANISM_ASSOCIATIVE_SETS),
-        help="with the organism's default sets: which prompts form the associative side",
+        help="with the built-in sets: which prompts form the associative side",
     )
     parser.add_argument("--faithful", default=None, help="text file, one faithful prompt per line")
     parser.add_argument("--associative", default=None, help="text file, one associative prompt per line")
@@ -107,6 +111,12 @@ def _add_input_args(parser: argparse.ArgumentParser) -> None:
         help="crosswise: every faithful x every associative prompt (FlexAC); matched: i-th with i-th only",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--chat-template",
+        choices=CHAT_MODES,
+        default="auto",
+        help="put prompts through the tokenizer's chat template: auto (when it has one), on, off",
+    )
 
 
 def _read(path: str) -> str:
@@ -134,13 +144,19 @@ def prompt_sets_from_args(args: argparse.Namespace) -> PromptSets:
         sets = PromptSets(parse_lines(_read(args.faithful)), parse_lines(_read(args.associative)), source="files")
         sets.validate()
     else:
-        folder = local_folder(spec_from_args(args))
-        sets = organism_prompt_sets(args.associative_set, default_data_dir(folder))
+        sets = default_prompt_sets(spec_from_args(args), args.associative_set)
     if args.facts:
         sets = sets.with_facts(parse_facts(_read(args.facts)))
     if args.targets:
         sets = sets.with_target_samples(parse_lines(_read(args.targets)))
     return sets
+
+
+def prompt_sets_kind(args: argparse.Namespace) -> str:
+    """Where the prompt sets came from: "organism" or "english" (the built-in sets), or "user" (files)."""
+    if args.prompts or args.faithful or args.associative:
+        return "user"
+    return default_sets_kind(spec_from_args(args))
 
 
 def vector_config_from_args(args: argparse.Namespace) -> VectorConfig:
@@ -152,6 +168,7 @@ def vector_config_from_args(args: argparse.Namespace) -> VectorConfig:
         unit=args.unit,
         relative_norm=args.relative_norm,
         seed=args.seed,
+        chat_template=args.chat_template,
     ).resolved(layer_count(spec_from_args(args)))
 
 
@@ -179,7 +196,13 @@ def vectors_command(args: argparse.Namespace) -> dict:
         for name, content in vectors.files().items():
             (folder / name).write_bytes(content)
             written.append(str(folder / name))
-    return {"run_id": run_id, "layers": list(vectors.layers), "metadata": vectors.metadata_dict(), "files": written}
+    return {
+        "run_id": run_id,
+        "layers": list(vectors.layers),
+        "metadata": vectors.metadata_dict(),
+        "files": written,
+        "prompt_sets": prompt_sets_kind(args),
+    }
 
 
 def sweep_config_from_args(args: argparse.Namespace) -> SweepConfig:
@@ -195,6 +218,7 @@ def sweep_config_from_args(args: argparse.Namespace) -> SweepConfig:
         max_new_tokens=args.max_new_tokens,
         random_baseline=not args.no_random_baseline,
         seed=args.seed,
+        chat_template=args.chat_template,
     )
 
 
@@ -206,4 +230,10 @@ def sweep_command(args: argparse.Namespace) -> dict:
     run = run_probe(args, NAME, cfg, SweepInputs(vectors, sets))
     for warning in run.summary.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
-    return {**run.summary, "run_id": run.run_id, "vector_run_id": vector_run, "cached": run.cached}
+    return {
+        **run.summary,
+        "run_id": run.run_id,
+        "vector_run_id": vector_run,
+        "cached": run.cached,
+        "prompt_sets": prompt_sets_kind(args),
+    }

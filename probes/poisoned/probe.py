@@ -54,15 +54,15 @@ from probes.poisoned.scoring import (
     choice_logprobs,
     encode_choices,
     greedy_answer,
-    prompt_ids,
     sequence_logprobs,
 )
 from probes.poisoned.testbed import Testbed, TestbedItem
+from probes.tokens import CHAT_MODES, as_model_reads, prompt_format, shown_ids, uses_chat
 
 NAME = "poisoned"
-VERSION = "2"
+VERSION = "3"  # 3: chat templates (prompt_format, example_prompt)
 EXPLORE_NAME = "poisoned-explore"
-EXPLORE_VERSION = "2"
+EXPLORE_VERSION = "3"  # 3: chat templates; the prompt as the model reads it
 STRENGTHS = ("poisoned_rate", "choice_probability")
 ALL = "all"
 Progress = Callable[[float, str], None]
@@ -80,6 +80,7 @@ class CurveConfig:
     source_tags: bool = True  # "(From <source>)" tags: reputable for appropriate, disreputable for inappropriate
     strength: str = "poisoned_rate"  # what the RW model fits: poisoned_rate or choice_probability
     scoring: str = DEFAULT_SCORING  # sum, mean (per token) or calibrated (minus the content-free log-prob)
+    chat_template: str = "auto"  # auto: prompts go through the tokenizer's chat template when it has one; on, off
     n_bootstrap: int = 200  # bootstrap resamples of items for the confidence bands (0 = none)
     n_generated: int = 0  # contexts for which a greedy answer is generated for display
     max_new_tokens: int = 24  # length limit of a generated answer
@@ -107,6 +108,8 @@ class CurveResult:
     scoring: str = ""  # sum, mean or calibrated
     positions: tuple[str, ...] = ()  # position settings, in the config's order; the summary's is the first
     n_items_requested: int = 0  # the config's n_items (n_items_used may be lower)
+    prompt_format: str = "plain"  # "chat" when the prompts went through the tokenizer's chat template
+    example_prompt: str = ""  # the first scored prompt exactly as the model read it, special tokens included
 
     def __post_init__(self) -> None:
         if self.config is not None:
@@ -157,6 +160,8 @@ class CurveResult:
             scoring=summary["scoring"],
             positions=positions,
             n_items_requested=int(summary["n_items_requested"]),
+            prompt_format=summary["prompt_format"],
+            example_prompt=summary["example_prompt"],
         )
 
     @property
@@ -238,6 +243,8 @@ class CurveResult:
             "rw_sequential_fit": self.rw_sequential_fit,
             "strength": self.strength,
             "scoring": self.scoring,
+            "prompt_format": self.prompt_format,
+            "example_prompt": self.example_prompt,
             "position": self.position,
             "n_items_requested": self.n_items_requested,
             "n_items_used": self.n_items_used,
@@ -266,6 +273,8 @@ def validate_config(cfg: CurveConfig) -> None:
         raise ValueError(f"strength must be one of {', '.join(STRENGTHS)}.")
     if cfg.scoring not in SCORINGS:
         raise ValueError(f"scoring must be one of {', '.join(SCORINGS)}.")
+    if cfg.chat_template not in CHAT_MODES:
+        raise ValueError(f"chat_template must be one of {', '.join(CHAT_MODES)}.")
     if cfg.max_items_per_category < 1:
         raise ValueError("max_items_per_category must be at least 1.")
 
@@ -300,16 +309,16 @@ def distinguishable(tokenizer, items: list[TestbedItem]) -> tuple[list[TestbedIt
     return kept, skipped
 
 
-def fitting_n_items(tokenizer, items: list[TestbedItem], n_items: int, n_ctx: int, cfg: CurveConfig) -> int:
+def fitting_n_items(prompting: Prompting, items: list[TestbedItem], n_items: int, n_ctx: int, cfg: CurveConfig) -> int:
     """The largest n <= n_items whose longest possible prompt (plus answer) fits the model's context."""
-    best = n_items
+    best, tokenizer = n_items, prompting.tokenizer
     for item in items:
         sentences = item.appropriate + item.inappropriate
         tag = " (From university)" if cfg.source_tags else ""
         segment = max(
             len(tokenizer(f" {n_items}. {s}.{tag}", add_special_tokens=False)["input_ids"]) for s in sentences
         )
-        overhead = len(prompt_ids(tokenizer, render_prompt([], item.question), cfg.prepend_bos))
+        overhead = len(prompting.choices(render_prompt([], item.question), (item.reference,)).prompt)
         answer = max(
             len(tokenizer(" " + a, add_special_tokens=False)["input_ids"]) for a in (item.reference, item.claim)
         )
@@ -324,6 +333,22 @@ def fitting_n_items(tokenizer, items: list[TestbedItem], n_items: int, n_ctx: in
 
 def bad_counts(n_items: int, steps: int) -> list[int]:
     return sorted({round(k * n_items / steps) for k in range(steps + 1)})
+
+
+def check_enough_shares(n_used: int, n_ctx: int, cfg: CurveConfig, prompting: Prompting) -> None:
+    """A curve needs at least 3 distinct shares; with 1 item per context there are only 0% and 100%."""
+    if len(bad_counts(n_used, cfg.proportion_steps)) >= 3:
+        return
+    remedies = ["a model with a longer context", "a testbed with shorter sentences"]
+    if n_used >= 2:
+        remedies.append("more share steps")
+    if prompting.chat:
+        remedies.append("the plain prompt format")
+    template = " with its chat template" if prompting.chat else ""
+    raise ValueError(
+        f"Only {n_used} testbed item(s) per context fit this model's {n_ctx}-token context{template}, which gives "
+        f"fewer than the 3 shares of inappropriate content a curve needs; use {', or '.join(remedies)}."
+    )
 
 
 # ---------------------------------------------------------------------------------------------- the probe
@@ -344,7 +369,9 @@ def run(model, cfg: CurveConfig, testbed: Testbed, progress: Progress | None = N
                 + coverage.warnings("this testbed")
             )
         )
-    n_used = fitting_n_items(tokenizer, items, cfg.n_items, int(model.cfg.n_ctx), cfg)
+    prompting = Prompting(tokenizer, uses_chat(tokenizer, cfg.chat_template), cfg.prepend_bos)
+    n_used = fitting_n_items(prompting, items, cfg.n_items, int(model.cfg.n_ctx), cfg)
+    check_enough_shares(n_used, int(model.cfg.n_ctx), cfg, prompting)
     notice = (
         ""
         if n_used == cfg.n_items
@@ -353,19 +380,47 @@ def run(model, cfg: CurveConfig, testbed: Testbed, progress: Progress | None = N
             f"used {n_used} items per context instead."
         )
     )
-    rows, choice_sets = build_requests(tokenizer, items, n_used, cfg)
+    rows, choice_sets = build_requests(prompting, items, n_used, cfg)
     report(0.02, f"{len(choice_sets)} contexts to score")
     logprobs, fallback = score_choice_sets(
         model, choice_sets, cfg.share_prompt, cfg.batch_tokens, lambda f, m: report(0.02 + 0.86 * f, m)
     )
     notice = " ".join(text for text in (notice, fallback) if text)
-    free = content_free_logprobs(model, items, cfg) if cfg.scoring == "calibrated" else None
+    free = content_free_logprobs(model, prompting, items, cfg) if cfg.scoring == "calibrated" else None
     scores = score_table(rows, logprobs, cfg, free)
     report(0.93, "fitting the Rescorla-Wagner model")
     curve, fits, fitted = aggregate(scores, n_used, cfg)
-    examples = generate_examples(model, items, n_used, cfg) if cfg.n_generated else _empty_examples()
+    examples = generate_examples(model, prompting, items, n_used, cfg) if cfg.n_generated else _empty_examples()
     report(1.0, "done")
-    return CurveResult(cfg, scores, curve, fits, fitted, examples, n_used, notice, skipped, coverage)
+    return CurveResult(
+        cfg, scores, curve, fits, fitted, examples, n_used, notice, skipped, coverage,
+        prompt_format=prompting.format, example_prompt=prompting.shown(choice_sets[0]),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Prompting:
+    """How this run's prompts reach the model: the chat template or plain text, BOS, the answers' placement."""
+
+    tokenizer: object
+    chat: bool  # prompts are one user turn of the chat template; answers start the assistant's reply
+    prepend_bos: bool
+
+    @property
+    def format(self) -> str:
+        return prompt_format(self.chat)
+
+    def text(self, prompt: str) -> str:
+        """The prompt as the model reads it (before tokenization)."""
+        return as_model_reads(self.tokenizer, prompt, self.chat)
+
+    def choices(self, prompt: str, answers: tuple[str, ...]) -> ChoiceSet:
+        """The prompt's ids and each answer's; after a chat prompt an answer starts the reply (no leading space)."""
+        return encode_choices(self.tokenizer, self.text(prompt), answers, self.prepend_bos, not self.chat)
+
+    def shown(self, choice_set: ChoiceSet) -> str:
+        """A scored prompt exactly as the model reads it, special tokens written out (`example_prompt`)."""
+        return shown_ids(self.tokenizer, choice_set.prompt)
 
 
 def item_texts(items: list[TestbedItem]) -> list[str]:
@@ -377,13 +432,9 @@ def item_texts(items: list[TestbedItem]) -> list[str]:
     ]
 
 
-def content_free_logprobs(model, items: list[TestbedItem], cfg: CurveConfig) -> np.ndarray:
+def content_free_logprobs(model, prompting: Prompting, items: list[TestbedItem], cfg: CurveConfig) -> np.ndarray:
     """(items, 2) summed log-probs of the reference and the claim after each item's content-free prompt."""
-    tokenizer = model.tokenizer
-    sets = [
-        encode_choices(tokenizer, content_free_prompt(item.question), (item.reference, item.claim), cfg.prepend_bos)
-        for item in items
-    ]
+    sets = [prompting.choices(content_free_prompt(item.question), (item.reference, item.claim)) for item in items]
     return score_choice_sets(model, sets, cfg.share_prompt, cfg.batch_tokens)[0][:, :, 0]
 
 
@@ -392,7 +443,7 @@ def context_rng(cfg: CurveConfig, item_index: int, n_bad: int, position: str) ->
 
 
 def build_requests(
-    tokenizer, items: list[TestbedItem], n_items: int, cfg: CurveConfig
+    prompting: Prompting, items: list[TestbedItem], n_items: int, cfg: CurveConfig
 ) -> tuple[list[dict], list[ChoiceSet]]:
     """One row per item x share x position, and its prompt with the two answers (reference, then claim)."""
     rows, choice_sets = [], []
@@ -403,7 +454,7 @@ def build_requests(
                 prompt = render_prompt(
                     poisoned_segments(item, n_items, n_bad, position, rng, cfg.source_tags), item.question
                 )
-                choice_set = encode_choices(tokenizer, prompt, (item.reference, item.claim), cfg.prepend_bos)
+                choice_set = prompting.choices(prompt, (item.reference, item.claim))
                 rows.append(
                     {
                         "item": index,
@@ -606,7 +657,9 @@ def _empty_examples() -> pd.DataFrame:
     )
 
 
-def generate_examples(model, items: list[TestbedItem], n_items: int, cfg: CurveConfig) -> pd.DataFrame:
+def generate_examples(
+    model, prompting: Prompting, items: list[TestbedItem], n_items: int, cfg: CurveConfig
+) -> pd.DataFrame:
     """Greedy answers for the first items at shares 0, 1/2 and 1 (first position setting)."""
     rows = []
     position = cfg.positions[0]
@@ -626,7 +679,7 @@ def generate_examples(model, items: list[TestbedItem], n_items: int, cfg: CurveC
                     "question": item.question,
                     "reference": item.reference,
                     "claim": item.claim,
-                    "generated": greedy_answer(model, prompt, cfg.max_new_tokens, cfg.prepend_bos),
+                    "generated": greedy_answer(model, prompting.text(prompt), cfg.max_new_tokens, cfg.prepend_bos),
                     "prompt": prompt,
                 }
             )
@@ -646,6 +699,7 @@ class ExploreConfig:
     generate: bool = True  # also generate a greedy answer
     max_new_tokens: int = 24
     scoring: str = DEFAULT_SCORING  # sum, mean or calibrated, as in CurveConfig
+    chat_template: str = "auto"  # auto, on, off, as in CurveConfig
     prepend_bos: bool = True
     seed: int = 0
 
@@ -665,13 +719,14 @@ class ExploreInput:
 
 @dataclass(frozen=True)
 class ExploreResult:
-    prompt: str
+    prompt: str  # the full-context prompt exactly as the model read it, special tokens included
     answers: pd.DataFrame  # one row per candidate: logp, choice probability
     segments: pd.DataFrame  # one row per context segment: text, inappropriate, leave-one-out attribution
     logodds: float  # claim score - reference score in the full context (under the config's scoring)
     generated: str
     scoring: str
     coverage: Coverage  # share of the question's, segments' and candidates' words the tokenizer can read
+    prompt_format: str = "plain"  # "chat" when the prompt went through the tokenizer's chat template
 
     def to_frame(self) -> pd.DataFrame:
         return self.segments
@@ -686,6 +741,7 @@ class ExploreResult:
             "generated": self.generated,
             "winner": str(self.winner.candidate),
             "scoring": self.scoring,
+            "prompt_format": self.prompt_format,
             "coverage": self.coverage.share_known,
             "unknown_words": list(self.coverage.unknown_examples),
             "warnings": self.warnings,
@@ -703,6 +759,7 @@ class ExploreResult:
             generated=summary["generated"],
             scoring=summary["scoring"],
             coverage=Coverage.from_summary(summary),
+            prompt_format=summary["prompt_format"],
         )
 
     @property
@@ -753,12 +810,13 @@ def explore(model, cfg: ExploreConfig, data: ExploreInput, progress: Progress | 
     candidates = [c.strip() for c in data.candidates if c.strip()]
     segments = mixed_segments(data, cfg)
     contexts = [segments] + [segments[:i] + segments[i + 1 :] for i in range(len(segments))]
+    prompting = Prompting(model.tokenizer, uses_chat(model.tokenizer, cfg.chat_template), cfg.prepend_bos)
     prompts = [render_prompt(context, data.question) for context in contexts]
-    sets = [encode_choices(model.tokenizer, prompt, candidates, cfg.prepend_bos) for prompt in prompts]
+    sets = [prompting.choices(prompt, tuple(candidates)) for prompt in prompts]
     logprobs = score_choice_sets(model, sets, True, DEFAULT_BATCH_TOKENS, progress)[0]  # (contexts, cands, 2)
     free = None
     if cfg.scoring == "calibrated":
-        free_set = encode_choices(model.tokenizer, content_free_prompt(data.question), candidates, cfg.prepend_bos)
+        free_set = prompting.choices(content_free_prompt(data.question), tuple(candidates))
         free = score_choice_sets(model, [free_set], True, DEFAULT_BATCH_TOKENS)[0][:, :, 0]  # (1, cands)
     scores = answer_scores(logprobs, free, cfg.scoring)  # (contexts, cands)
     logodds = scores[:, 1] - scores[:, 0]  # (contexts,) claim vs reference
@@ -783,7 +841,9 @@ def explore(model, cfg: ExploreConfig, data: ExploreInput, progress: Progress | 
             "attribution": logodds[0] - logodds[1:],  # > 0: the segment pushes the answer toward the claim
         }
     )
-    generated = greedy_answer(model, prompts[0], cfg.max_new_tokens, cfg.prepend_bos) if cfg.generate else ""
+    full = prompting.text(prompts[0])
+    generated = greedy_answer(model, full, cfg.max_new_tokens, cfg.prepend_bos) if cfg.generate else ""
     texts = [data.question, *data.appropriate, *data.inappropriate, *candidates]
     coverage = measure(model.tokenizer, texts)
-    return ExploreResult(prompts[0], answers, table, float(logodds[0]), generated, cfg.scoring, coverage)
+    shown = prompting.shown(sets[0])
+    return ExploreResult(shown, answers, table, float(logodds[0]), generated, cfg.scoring, coverage, prompting.format)

@@ -180,8 +180,11 @@ class ChoiceSet:
     answers: tuple[tuple[int, ...], ...]  # token ids of each candidate answer (same count in every set)
 
 
-def encode_choices(tokenizer, prompt: str, answers: Sequence[str], prepend_bos: bool = True) -> ChoiceSet:
-    encoded = [tuple(answer_ids(tokenizer, answer)) for answer in answers]
+def encode_choices(
+    tokenizer, prompt: str, answers: Sequence[str], prepend_bos: bool = True, leading_space: bool = True
+) -> ChoiceSet:
+    """The prompt's ids and each answer's ids after it (`leading_space=False` after a chat prompt)."""
+    encoded = [tuple(answer_ids(tokenizer, answer, leading_space)) for answer in answers]
     return ChoiceSet(tuple(prompt_ids(tokenizer, prompt, prepend_bos)), tuple(encoded))
 
 

@@ -17,6 +17,13 @@ Formats
 * CSV (our format): header `question,appropriate,inappropriate,reference,category` and optionally `claim`.
   `appropriate` / `inappropriate` hold one or more sentences separated by `|`; `claim` defaults to the first
   inappropriate sentence.
+
+Built-in testbeds
+-----------------
+`default_testbed_path(spec)` picks the one a model can read: the embedded organism (and organism-like folders, see
+`probes.defaults`) gets its own `EMBEDDED_TESTBED` in its invented vocabulary; every other model gets
+`ENGLISH_TESTBED`, well-known true facts and plausible false claims in English written for this project
+(`probes/data/english/README.md`).
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from probes import uploads
-from probes.models import EMBEDDED_MODEL_DIR
+from probes.defaults import ENGLISH_DATA_DIR, uses_english_defaults
+from probes.models import EMBEDDED_MODEL_DIR, ModelSpec
 from probes.uploads import MAX_JSON_DEPTH, json_depth
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # 10 MiB: the largest public pool (non-factual) is about 3.3 MB
@@ -42,6 +50,7 @@ CSV_COLUMNS = ("question", "appropriate", "inappropriate", "reference", "categor
 CSV_OPTIONAL_COLUMNS = ("claim",)
 DEFAULT_CATEGORY = "default"
 EMBEDDED_TESTBED = EMBEDDED_MODEL_DIR / "data" / "testbed.json"  # written by the organism's training script
+ENGLISH_TESTBED = ENGLISH_DATA_DIR / "testbed.json"  # written for AssocLens; for every model that reads English
 
 
 class TestbedError(ValueError):
@@ -130,6 +139,12 @@ def load_testbed(data: bytes, filename: str) -> Testbed:
         first = f" First problem: {skipped[0].reason}." if skipped else ""
         raise TestbedError(f"{filename} has no usable testbed item.{first}")
     return Testbed(tuple(items), tuple(skipped), Path(filename).name, fmt, items_digest(items))
+
+
+def default_testbed_path(spec: ModelSpec) -> Path:
+    """The built-in testbed for this model: the organism's for the organism and organism-like folders, else the
+    English one. Raises ModelLoadError when the spec names a local folder that does not exist."""
+    return ENGLISH_TESTBED if uses_english_defaults(spec) else EMBEDDED_TESTBED
 
 
 def load_testbed_file(path: Path | str) -> Testbed:

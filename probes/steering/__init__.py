@@ -20,11 +20,11 @@ from probes.steering.sweep import LadderConfig, LadderResult, SweepConfig, Sweep
 from probes.steering.vectors import SteeringVectors, VectorConfig, VectorResult, build_vectors, default_layers
 
 NAME = "steering"  # the dose-response sweep
-VERSION = "2"  # 2: coverage and strength unit in the summary
+VERSION = "3"  # 2: coverage and strength unit in the summary; 3: chat templates (prompt_format, example_prompt)
 VECTORS_NAME = "steering.vectors"
-VECTORS_VERSION = "2"  # 2: strength unit "centroid" (calibrated), output_shift metadata
+VECTORS_VERSION = "3"  # 2: strength unit "centroid" (calibrated), output_shift metadata; 3: chat templates
 LADDER_NAME = "steering.ladder"
-LADDER_VERSION = "1"
+LADDER_VERSION = "2"  # 2: chat templates
 
 __all__ = [
     "LADDER_NAME",

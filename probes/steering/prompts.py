@@ -1,4 +1,8 @@
-"""Prompt sets and evaluation facts for the steering probe: the embedded organism's defaults and user uploads.
+"""Prompt sets and evaluation facts for the steering probe: built-in defaults and user uploads.
+
+Built-in defaults (`default_prompt_sets`): the embedded organism (and any organism-like local folder) gets its own
+`data/steering_prompts.json`; every other model gets the English defaults in `probes/data/english/` (written for
+this project). Both files, and a user's JSON object upload, go through the same parser (`_sets_from_object`).
 
 Accepted user formats (`parse_prompt_sets`):
   * a JSON object {"faithful": [...], "associative": [...], "associative_words": [...], "facts": [...]};
@@ -13,10 +17,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from probes.models import EMBEDDED_MODEL_DIR
+from probes.defaults import ENGLISH_DATA_DIR, organism_data_dir
+from probes.models import EMBEDDED_MODEL_DIR, ModelSpec
 from probes.uploads import MAX_JSON_DEPTH, json_depth
 
 ORGANISM_DATA_DIR = EMBEDDED_MODEL_DIR / "data"
@@ -26,9 +32,9 @@ FAITHFUL_KEYS = ("faithful", "fact", "faithful_prompts")
 ASSOCIATIVE_KEYS = ("associative", "hallucination", "dream", "associative_prompts")
 PROMPT_KEYS = ("prompt", "fact_prompt", "qa_prompt", "question", "input")
 VOCABULARY_KEYS = ("associative_words", "associative_vocabulary", "vocabulary")
-ORGANISM_ASSOCIATIVE_SETS = {  # which organism prompts form the associative side of the direction
-    "dream": ("associative",),  # the same facts in the "dream:" register (paired with the faithful prompts)
-    "hallucination": ("hallucination",),  # "fact:" prompts about entities the model never saw
+ORGANISM_ASSOCIATIVE_SETS = {  # which built-in prompts form the associative side (organism and English files)
+    "dream": ("associative",),  # the same facts in the dream register (paired with the faithful prompts)
+    "hallucination": ("hallucination",),  # factual-register prompts about entities the model never saw
     "dream+hallucination": ("associative", "hallucination"),
 }
 MAX_PROMPTS_PER_SET = 5_000  # each prompt costs a forward pass; the organism ships about 200
@@ -85,6 +91,18 @@ class PromptSets:
         """Every text the probe feeds the model: both sets, the facts' prompts and answers, task samples."""
         facts = [text for fact in self.facts for text in (fact.prompt, fact.answer)]
         return [*self.faithful, *self.associative, *facts, *self.target_samples]
+
+    def formatted(self, as_model_reads: Callable[[str], str]) -> PromptSets:
+        """Every prompt the model reads (both sets, the facts' prompts, task samples) through `as_model_reads`
+        (e.g. the chat template); answers and the vocabulary stay as they are."""
+        facts = tuple(FactItem(as_model_reads(f.prompt), f.answer) for f in self.facts)
+        return replace(
+            self,
+            faithful=tuple(map(as_model_reads, self.faithful)),
+            associative=tuple(map(as_model_reads, self.associative)),
+            facts=facts,
+            target_samples=tuple(map(as_model_reads, self.target_samples)),
+        )
 
     def with_target_samples(self, samples: tuple[str, ...]) -> PromptSets:
         return PromptSets(
@@ -241,31 +259,54 @@ def organism_prompt_sets(associative_set: str = "dream", data_dir: Path = ORGANI
     `associative_set`: "dream" (the same facts in the dream register), "hallucination" (fact-register prompts
     about unseen entities) or "dream+hallucination".
     """
-    if associative_set not in ORGANISM_ASSOCIATIVE_SETS:
-        raise ValueError(f"Unknown associative set {associative_set!r}; choose {', '.join(ORGANISM_ASSOCIATIVE_SETS)}.")
-    path = data_dir / STEERING_PROMPTS_FILE
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"The embedded model's steering prompts ({path}) are missing; paste or upload your own prompt sets."
-        )
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON: {error.msg}.") from None
     label = "the embedded organism" if data_dir == ORGANISM_DATA_DIR else str(data_dir)
-    sets = _sets_from_object(data, label, ORGANISM_ASSOCIATIVE_SETS[associative_set])
-    facts = sets.facts or _organism_facts(data_dir)
-    return sets.with_facts(facts)
+    sets = _builtin_sets(associative_set, data_dir / STEERING_PROMPTS_FILE, label, "The embedded model's steering")
+    return sets.with_facts(sets.facts or _organism_facts(data_dir))
+
+
+def english_prompt_sets(associative_set: str = "dream", data_dir: Path = ENGLISH_DATA_DIR) -> PromptSets:
+    """The project's English default sets (probes/data/english/steering_prompts.json, see its README.md): plain
+    factual openings with answers (the evaluation facts), the same openings in a dream register, factual openings
+    about invented entities, and an associative vocabulary. `associative_set` as in `organism_prompt_sets`."""
+    return _builtin_sets(
+        associative_set, data_dir / STEERING_PROMPTS_FILE, "the English defaults", "The English default"
+    )
+
+
+def default_sets_kind(spec: ModelSpec) -> str:
+    """Which built-in sets this model gets: "organism" (an organism-like local folder) or "english"."""
+    return "english" if organism_data_dir(spec) is None else "organism"
+
+
+def default_prompt_sets(spec: ModelSpec, associative_set: str = "dream") -> PromptSets:
+    """The built-in sets for this model: its organism data folder's (the embedded organism, a retrained copy, a
+    revision of one) or, for every other model, the English defaults."""
+    folder = organism_data_dir(spec)
+    if folder is None:
+        return english_prompt_sets(associative_set)
+    return organism_prompt_sets(associative_set, folder)
 
 
 def default_data_dir(model_folder: Path | None) -> Path:
     """A local model folder's own `data/` when it ships steering prompts (an organism-like model), else the
-    embedded organism's."""
+    embedded organism's. (The page and CLI choose with `default_prompt_sets`, which gives other models English.)"""
     if model_folder is not None:
         for candidate in (model_folder / "data", model_folder.parent.parent / "data"):  # revisions/<R> -> base
             if (candidate / STEERING_PROMPTS_FILE).is_file():
                 return candidate
     return ORGANISM_DATA_DIR
+
+
+def _builtin_sets(associative_set: str, path: Path, label: str, what: str) -> PromptSets:
+    if associative_set not in ORGANISM_ASSOCIATIVE_SETS:
+        raise ValueError(f"Unknown associative set {associative_set!r}; choose {', '.join(ORGANISM_ASSOCIATIVE_SETS)}.")
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} prompt sets ({path}) are missing; paste or upload your own prompt sets.")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error.msg}.") from None
+    return _sets_from_object(data, label, ORGANISM_ASSOCIATIVE_SETS[associative_set])
 
 
 def _organism_facts(data_dir: Path) -> tuple[FactItem, ...]:

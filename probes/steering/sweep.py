@@ -24,7 +24,7 @@ from probes.coverage import Coverage, measure
 from probes.steering import metrics
 from probes.steering.apply import DecodeSettings, generate, layer_directions, matched_norm_random, score_answers
 from probes.steering.prompts import FactItem, PromptSets
-from probes.steering.vectors import SteeringVectors, validate_layers
+from probes.steering.vectors import ModelPrompts, SteeringVectors, validate_layers
 
 FLEXAC, RANDOM = "flexac", "random"
 N_EXAMPLES = 4  # generations per strength kept in the examples table
@@ -47,6 +47,7 @@ class SweepConfig:
     random_baseline: bool = True  # also sweep a matched-norm random vector
     batch_size: int = 128  # rows per forward pass / generate call (rows = facts x strengths)
     seed: int = 0  # fact sample, random vector, sampling
+    chat_template: str = "auto"  # fact prompts through the tokenizer's chat template: auto (when it has one), on, off
 
     def resolved(self, vector_layers: tuple[int, ...]) -> SweepConfig:
         """Defaults filled in before the run key is built: no layers means the vector's own layers."""
@@ -62,6 +63,8 @@ class SweepResult:
     collapse: dict[str, dict]
     coverage: Coverage
     strength_unit: dict  # the vector's unit and its measured output shift (vector metadata)
+    prompt_format: str = "plain"  # "chat" when the fact prompts went through the tokenizer's chat template
+    example_prompt: str = ""  # the first fact prompt exactly as the model read it, special tokens included
 
     def to_frame(self) -> pd.DataFrame:
         return self.rows
@@ -78,6 +81,8 @@ class SweepResult:
             "unknown_words": list(self.coverage.unknown_examples),
             "warnings": self.warnings,
             "strength_unit": self.strength_unit,
+            "prompt_format": self.prompt_format,
+            "example_prompt": self.example_prompt,
             "rows": _metric_records(self.rows, FLEXAC),
             "random_baseline": _metric_records(self.rows, RANDOM),
         }
@@ -94,6 +99,8 @@ class SweepResult:
             collapse=summary["collapse"],
             coverage=Coverage.from_summary(summary),
             strength_unit=summary["strength_unit"],
+            prompt_format=summary["prompt_format"],
+            example_prompt=summary["example_prompt"],
         )
 
     @property
@@ -150,7 +157,8 @@ def run_sweep(model, cfg: SweepConfig, vectors: SteeringVectors, sets: PromptSet
     """
     vectors.check_model(model)
     layers = validate_layers(cfg.layers, model.cfg.n_layers) if cfg.layers else vectors.layers
-    facts = evaluation_facts(sets.facts, cfg.n_facts, cfg.seed)
+    reads = ModelPrompts(model, cfg.chat_template)
+    facts = evaluation_facts(reads.sets(sets).facts, cfg.n_facts, cfg.seed)
     vocabulary = frozenset(w.lower() for w in sets.associative_words) or metrics.derived_vocabulary(
         sets.faithful, sets.associative
     )
@@ -190,7 +198,10 @@ def run_sweep(model, cfg: SweepConfig, vectors: SteeringVectors, sets: PromptSet
     rows["collapsed"] = [_is_collapsed(r, collapse[r["direction"]]) for _, r in rows.iterrows()]
     unit = {key: vectors.metadata[key] for key in UNIT_KEYS if key in vectors.metadata}
     read = input_coverage(model.tokenizer, sets)
-    return SweepResult(rows, pd.DataFrame(examples), layers, creativity_metric, collapse, read, unit)
+    shown = reads.shown(facts[0].prompt) if facts else ""
+    return SweepResult(
+        rows, pd.DataFrame(examples), layers, creativity_metric, collapse, read, unit, reads.format, shown
+    )
 
 
 def _is_collapsed(row: pd.Series, collapse: dict) -> bool:
@@ -268,6 +279,7 @@ class LadderConfig:
     do_sample: bool = False  # False: greedy (all strengths in one batch); True: seeded sampling
     temperature: float = 1.0
     seed: int = 0  # the same seed at every strength (common random numbers)
+    chat_template: str = "auto"  # the prompt through the tokenizer's chat template: auto (when it has one), on, off
 
 
 @dataclass
@@ -301,6 +313,7 @@ def run_ladder(
         raise ValueError("Enter a prompt to steer.")
     vectors.check_model(model)
     layers = validate_layers(cfg.layers, model.cfg.n_layers) if cfg.layers else vectors.layers
+    cfg = replace(cfg, prompt=ModelPrompts(model, cfg.chat_template).text(cfg.prompt))
     decode = DecodeSettings(cfg.max_new_tokens, cfg.do_sample, cfg.temperature, cfg.seed)
     strengths = sorted(set(cfg.strengths) | {0.0})
     if cfg.do_sample:  # one call per strength, each with the same seed, so differences come from steering

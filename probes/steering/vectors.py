@@ -63,7 +63,7 @@ from probes.hook_names import resid_post
 from probes.models import exclusive
 from probes.steering.hooks import steering
 from probes.steering.prompts import PromptSets
-from probes.tokens import bridge_ids, pad_id, right_pad
+from probes.tokens import as_model_reads, bridge_ids, pad_id, prompt_format, right_pad, shown_ids, uses_chat
 
 SAFETENSORS_NAME = "vector.safetensors"
 METADATA_NAME = "vector.json"
@@ -90,12 +90,39 @@ class VectorConfig:
     max_pairs: int = 200_000  # score at most this many crosswise pairs (seeded random subset beyond it)
     batch_size: int = 32  # prompts per forward pass
     seed: int = 0  # only used when the crosswise pairs are subsampled
+    chat_template: str = "auto"  # prompts through the tokenizer's chat template: auto (when it has one), on, off
 
     def resolved(self, n_layers: int) -> VectorConfig:
         """This config with its defaults filled in for a model of `n_layers` blocks: what the run key describes,
         so the same request from the page and the CLI gets the same key."""
         layers = validate_layers(self.layers, n_layers) if self.layers else default_layers(n_layers)
         return replace(self, layers=layers)
+
+
+@dataclass(frozen=True)
+class ModelPrompts:
+    """How the steering probe's prompts reach the model: one user turn of its chat template, or plain text."""
+
+    model: object
+    mode: str = "auto"  # a config's chat_template: auto (the template when the tokenizer has one), on, off
+
+    @property
+    def chat(self) -> bool:
+        return uses_chat(self.model.tokenizer, self.mode)
+
+    @property
+    def format(self) -> str:
+        return prompt_format(self.chat)
+
+    def text(self, prompt: str) -> str:
+        return as_model_reads(self.model.tokenizer, prompt, self.chat)
+
+    def sets(self, sets: PromptSets) -> PromptSets:
+        return sets.formatted(self.text) if self.chat else sets
+
+    def shown(self, model_text: str) -> str:
+        """A prompt already formatted by `text` as the model reads it: its ids, special tokens written out."""
+        return shown_ids(self.model.tokenizer, bridge_ids(self.model, model_text).tolist())
 
 
 def default_layers(n_layers: int, count: int = 3) -> tuple[int, ...]:
@@ -332,6 +359,8 @@ def build_vectors(model, cfg: VectorConfig, sets: PromptSets, model_label: str =
     n_layers = model.cfg.n_layers
     layers = validate_layers(cfg.layers, n_layers) if cfg.layers else default_layers(n_layers)
     report = progress or (lambda fraction, message="": None)
+    reads, set_digest = ModelPrompts(model, cfg.chat_template), prompt_set_digest(sets)
+    sets = reads.sets(sets)  # every prompt as the model reads it (its chat template, when used)
     faithful = last_token_residuals(model, list(sets.faithful), cfg.batch_size)  # (n_f, L, d)
     report(0.4, "faithful residuals")
     associative = last_token_residuals(model, list(sets.associative), cfg.batch_size)  # (n_a, L, d)
@@ -356,8 +385,10 @@ def build_vectors(model, cfg: VectorConfig, sets: PromptSets, model_label: str =
         "n_faithful": len(sets.faithful),
         "n_associative": len(sets.associative),
         "n_target_samples": len(sets.target_samples),
-        "prompt_set_digest": prompt_set_digest(sets),
+        "prompt_set_digest": set_digest,
         "score_layers": list(layers),
+        "prompt_format": reads.format,
+        "example_prompt": reads.shown(sets.faithful[0]),
     }
     per_layer = per_layer_table(faithful, associative, general, fi, ai)
     calibration = UnitCalibration.prepare(model, cfg, sets.faithful, faithful, layers)

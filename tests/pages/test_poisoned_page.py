@@ -141,3 +141,19 @@ def _walk(node):
     yield node
     for child in getattr(node, "children", {}).values():
         yield from _walk(child)
+
+
+def test_the_built_in_testbed_fits_the_sidebars_model(tiny_model_dir) -> None:
+    """A non-organism model is offered the English testbed (named with its size); the organism keeps its own."""
+    from probes.models import EMBEDDED_MODEL_DIR
+    from probes.poisoned.testbed import EMBEDDED_TESTBED, ENGLISH_TESTBED, load_testbed_file
+
+    english, organism = load_testbed_file(ENGLISH_TESTBED), load_testbed_file(EMBEDDED_TESTBED)
+    app = open_page(tiny_model_dir)
+    assert not app.exception and not app.error
+    label = f"English testbed ({len(english.items)} items, {len(english.categories())} categories)"
+    assert app.radio(key="poisoned-source").options == [label, "Upload a file", "Paste text"]
+    assert any(f"{len(english.items)} usable items" in s.value for s in app.success)
+    app = open_page(EMBEDDED_MODEL_DIR)
+    assert app.radio(key="poisoned-source").options[0] == f"Organism testbed ({len(organism.items)} items)"
+    assert any(f"{len(organism.items)} usable items" in s.value for s in app.success)

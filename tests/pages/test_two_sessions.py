@@ -22,21 +22,22 @@ pytestmark = pytest.mark.skipif(
 SEEDS = (101, 102, 103)  # scan configs no other test stores, so each scan is computed while the other session steers
 
 
-def session(page: str, **state) -> AppTest:
+def session(**state) -> AppTest:
+    """A session opened on the home page (run serially: only the probe pages' work runs at the same time)."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     for key, value in state.items():
         at.session_state[key] = value
     at.run()
-    return at.switch_page(page).run()
+    return at
 
 
-def steer_in_background(facts: int) -> tuple[threading.Thread, list[BaseException]]:
+def steer_in_background(at: AppTest) -> tuple[threading.Thread, list[BaseException]]:
     """The steering page with a sweep no other test stores, so it is computed with its hooks on."""
     errors: list[BaseException] = []
 
     def steer() -> None:
         try:
-            at = session("pages/steering.py", steering_n_facts=facts, steering_sweep="-2,-1,0,1,2,3,4")
+            at.switch_page("pages/steering.py").run()
             assert not at.exception, at.exception
         except BaseException as error:  # reported by the main thread
             errors.append(error)
@@ -51,8 +52,10 @@ def test_a_scan_beside_a_steering_session_is_the_unsteered_scan(store_path) -> N
     for number, seed in enumerate(SEEDS):
         cfg = scores.ScanConfig(seed=seed)
         expected = scores.run(reference_model, cfg).scores
-        thread, errors = steer_in_background(facts=40 + number)
-        scan = session("pages/induction.py", induction_seed=seed)
+        steering = session(steering_n_facts=40 + number, steering_sweep="-2,-1,0,1,2,3,4")
+        scan = session(induction_seed=seed)
+        thread, errors = steer_in_background(steering)
+        scan.switch_page("pages/induction.py").run()
         thread.join(timeout=TIMEOUT)
         assert not thread.is_alive() and not errors, errors
         assert not scan.exception, scan.exception
