@@ -742,6 +742,7 @@ class ExploreResult:
             "winner": str(self.winner.candidate),
             "scoring": self.scoring,
             "prompt_format": self.prompt_format,
+            "example_prompt": self.prompt,  # the one prompt, as in the curve's JSON
             "coverage": self.coverage.share_known,
             "unknown_words": list(self.coverage.unknown_examples),
             "warnings": self.warnings,

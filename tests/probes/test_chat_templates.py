@@ -5,6 +5,7 @@ the model reads it; one BOS; answers start the assistant's reply; a broken templ
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -95,6 +96,7 @@ def test_explore_reports_the_full_prompt_as_the_model_reads_it(chat_model) -> No
     result = explore(chat_model, ExploreConfig(generate=False), data)
     assert result.prompt_format == "chat" and result.summary()["prompt"].split()[:2] == ["<bos>", TEMPLATE_USER]
     assert WORDS[2] in result.summary()["prompt"]  # the context segment is inside the user turn
+    assert result.summary()["example_prompt"] == result.summary()["prompt"]
 
 
 def test_steering_vectors_and_sweep_go_through_the_template(capsys, chat_model_dir, tmp_path) -> None:
@@ -121,3 +123,20 @@ def test_a_context_too_short_for_three_shares_is_one_clear_message(chat_model) -
     with pytest.raises(ValueError, match="more share steps"):
         check_enough_shares(2, 256, CurveConfig(proportion_steps=1), chat)
     check_enough_shares(2, 256, CurveConfig(proportion_steps=2), chat)  # 0, 1, 2 bad items: enough
+
+
+def test_a_tokenizer_without_a_bos_token_still_runs_every_prompt_probe(tiny_model_dir, tmp_path, capsys) -> None:
+    folder = tmp_path / "no-bos"
+    shutil.copytree(tiny_model_dir, folder)
+    config_path = folder / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config["bos_token"] = None
+    config_path.write_text(json.dumps(config))
+    model = load_model(ModelSpec(name=str(folder), device="cpu"))
+    bos = model.tokenizer.bos_token_id  # TransformerLens stands the EOS in for a missing BOS
+    assert bos in (None, model.tokenizer.eos_token_id)
+    choice = Prompting(model.tokenizer, chat=False, prepend_bos=True).choices(f"the {WORDS[0]} is", (WORDS[1],))
+    assert choice.prompt[1 if bos is not None else 0 :] == tuple(text_ids(model.tokenizer, f"the {WORDS[0]} is"))
+    code, result, err = curve_json(capsys, folder, tmp_path)
+    assert code == 0, err
+    assert result["prompt_format"] == "plain" and result["points"]
