@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from cache import ResultStore, StoredRun, StoreError
 from probes import wiring
 from probes.models import EMBEDDED_MODEL_NAME, ModelLoadError, ModelSpec
+from probes.tokens import CHAT_MODES
 from probes.wiring import REGISTRY, Request
 
 
@@ -33,6 +34,16 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow code from the model's repository")
+
+
+def add_chat_template_arg(parser: argparse.ArgumentParser) -> None:
+    """`--chat-template auto|on|off` for every command that builds prompts (part of the run key)."""
+    parser.add_argument(
+        "--chat-template",
+        choices=CHAT_MODES,
+        default="auto",
+        help="put prompts through the tokenizer's chat template: auto (when it has one), on, off",
+    )
 
 
 def add_output_args(parser: argparse.ArgumentParser) -> None:
@@ -148,6 +159,7 @@ def _one_line(error: BaseException) -> str:
 
 __all__ = [
     "UserError",
+    "add_chat_template_arg",
     "add_model_args",
     "add_output_args",
     "emit",

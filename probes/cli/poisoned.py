@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from probes.cli import UserError, add_model_args, add_output_args, run_probe, spec_from_args
+from probes.cli import UserError, add_chat_template_arg, add_model_args, add_output_args, run_probe, spec_from_args
 from probes.coverage import measure
 from probes.models import load_tokenizer
 from probes.poisoned import (
@@ -34,7 +34,6 @@ from probes.poisoned.testbed import (
     decode_upload,
     default_testbed_path,
 )
-from probes.tokens import CHAT_MODES
 from probes.wiring import result_of
 
 DEFAULT_TESTBED = EMBEDDED_TESTBED  # the organism's (the default model's) built-in testbed
@@ -109,15 +108,6 @@ def add_scoring_arg(parser: argparse.ArgumentParser, default: str) -> None:
         default=default,
         help="answer score: sum or per-token mean of its log-probs, or calibrated (minus its log-prob after the "
         "content-free prompt 'N/A')",
-    )
-
-
-def add_chat_template_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--chat-template",
-        choices=CHAT_MODES,
-        default="auto",
-        help="put prompts through the tokenizer's chat template: auto (when it has one), on, off",
     )
 
 

@@ -19,7 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from probes.cli import UserError, add_model_args, add_output_args, run_probe, spec_from_args
+from probes.cli import UserError, add_chat_template_arg, add_model_args, add_output_args, run_probe, spec_from_args
 from probes.models import layer_count
 from probes.steering import (
     NAME,
@@ -33,7 +33,6 @@ from probes.steering import (
 )
 from probes.steering.prompts import ORGANISM_ASSOCIATIVE_SETS, default_prompt_sets, default_sets_kind, parse_lines
 from probes.steering.vectors import STRENGTH_UNITS
-from probes.tokens import CHAT_MODES
 from probes.wiring import SweepInputs, result_of
 
 
@@ -111,12 +110,7 @@ def _add_input_args(parser: argparse.ArgumentParser) -> None:
         help="crosswise: every faithful x every associative prompt (FlexAC); matched: i-th with i-th only",
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--chat-template",
-        choices=CHAT_MODES,
-        default="auto",
-        help="put prompts through the tokenizer's chat template: auto (when it has one), on, off",
-    )
+    add_chat_template_arg(parser)
 
 
 def _read(path: str) -> str:
