@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from probes.fairlock import FairRLock
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EMBEDDED_MODEL_DIR = REPO_ROOT / "models" / "organism"
 EMBEDDED_MODEL_NAME = "organism"  # short alias users can type instead of the folder path
@@ -277,19 +279,19 @@ _MODEL_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _MODEL_LOCKS_GUARD = threading.Lock()
 
 
-def exclusive(model) -> threading.RLock:
+def exclusive(model) -> FairRLock:
     """The lock a probe holds on a loaded model while it runs forward passes or has hooks attached.
 
     The dashboard shares one loaded model between all browser sessions. Hooks live on the model's modules, so a
     forward pass in another thread would run through them (a steering hook would steer another session's scan, a
     caching hook would record it). Every probe run on a shared model holds this lock, so its hooks are seen by its
-    own forward passes only; two sessions on one model take turns. Re-entrant: a probe that takes it inside a run
-    that already holds it does not block itself.
+    own forward passes only; two sessions on one model take turns, in the order they asked (`FairRLock`).
+    Re-entrant: a probe that takes it inside a run that already holds it does not block itself.
     """
     with _MODEL_LOCKS_GUARD:
         lock = _MODEL_LOCKS.get(model)
         if lock is None:
-            lock = _MODEL_LOCKS[model] = threading.RLock()
+            lock = _MODEL_LOCKS[model] = FairRLock()
         return lock
 
 
