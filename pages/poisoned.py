@@ -13,11 +13,12 @@ from pages.common import (
     chat_template_select,
     current_spec,
     export_buttons,
+    get_store,
     prompt_caption,
     run_caption,
     show_error,
 )
-from probes.models import ModelLoadError
+from probes.models import ModelLoadError, model_identity
 from probes.poisoned import (
     EXPLORE_NAME,
     NAME,
@@ -29,6 +30,7 @@ from probes.poisoned import (
     load_testbed,
 )
 from probes.poisoned.contexts import POSITIONS
+from probes.poisoned.probe import ALL, Steer, SteeredTestbed
 from probes.poisoned.scoring import SCORINGS
 from probes.poisoned.testbed import (
     CSV_COLUMNS,
@@ -38,6 +40,7 @@ from probes.poisoned.testbed import (
     default_testbed_path,
     load_testbed_file,
 )
+from probes.steering import VECTORS_NAME
 from probes.wiring import result_of
 
 BUILT_IN = "Built-in testbed"  # the value of the first option; its label names the testbed that fits the model
@@ -47,6 +50,15 @@ CONTEXT_UPLOAD_LABEL = "Upload a context (.txt, one segment per line, at most 1 
 MAX_CONTEXT_BYTES = 2**20
 STRENGTH_LABELS = {"poisoned_rate": "Poisoned rate", "choice_probability": "Mean choice probability of the claim"}
 CURVE_TITLE = "Poisoned-context curve: {strength} vs share of inappropriate items"
+STEERED_TITLE = "Poisoned-context curves under steering: {strength} vs share of inappropriate items"
+NO_VECTOR = ""  # the steering choice's "no vector" option
+DEFAULT_STEER_STRENGTHS = "-2, 0, 2"
+STEER_HELP = (
+    "Score the testbed with a stored FlexAC steering vector of this model applied (every prompt and answer position "
+    "of the vector's layers), once per strength, and overlay the curves: negative strengths push toward the faithful "
+    "register, positive toward the associative one (+2 carries faithful outputs one centroid distance). Build a "
+    "vector on the Associative steering page or with `python -m probes steering vectors`."
+)
 SCORING_LABELS = {
     "calibrated": "calibrated: log-prob minus its log-prob with no context (default)",
     "sum": "sum of the answer's token log-probs",
@@ -175,7 +187,59 @@ def show_coverage_warnings(warnings: list[str]) -> None:
         st.warning(warning, icon="⚠️")
 
 
-def curve_settings(testbed: Testbed) -> tuple[CurveConfig, bool]:
+def stored_vector_runs() -> dict[str, str]:
+    """The stored `steering.vectors` runs of the sidebar's model (same id and revision), newest first: id -> label."""
+    spec = current_spec()
+    try:
+        runs = get_store().list_runs(probe=VECTORS_NAME, model_id=model_identity(spec)["model_id"])
+    except Exception as error:  # a locked or unreadable database must not take the page down
+        show_error(error)
+        return {}
+    runs = runs[runs["revision"].isna()] if spec.revision is None else runs[runs["revision"] == spec.revision]
+    return {row.run_id: f"{row.run_id[:12]} · built {row.created_at:%Y-%m-%d %H:%M}" for row in runs.itertuples()}
+
+
+def steer_settings() -> tuple[str, str]:
+    """Inside the settings form: the stored vector to steer with (NO_VECTOR: none) and the strengths' text."""
+    with st.expander("Steer with a stored vector"):
+        vectors = stored_vector_runs()
+        if not vectors:
+            st.caption("No stored steering vector for this model yet. " + STEER_HELP)
+        labels = {NO_VECTOR: "No steering", **vectors}
+        chosen = st.selectbox(
+            "Steering vector", list(labels), format_func=labels.get, key="poisoned-steer-vector", help=STEER_HELP
+        )
+        strengths = st.text_input(
+            "Strengths to compare (comma-separated)",
+            DEFAULT_STEER_STRENGTHS,
+            key="poisoned-steer-strengths",
+            help="One curve per strength, in the vector's unit; 0 is the unsteered model.",
+        )
+    return chosen, strengths
+
+
+def parse_steer_strengths(text: str) -> tuple[float, ...]:
+    """'-2, 0, 2' -> (-2.0, 0.0, 2.0), without repeats; ValueError with one clear message on anything else."""
+    values = []
+    for part in text.replace(";", ",").split(","):
+        if not part.strip():
+            continue
+        try:
+            value = float(part)
+        except ValueError:
+            raise ValueError(
+                f"Steering strengths are comma-separated numbers, e.g. -2, 0, 2; got {part.strip()!r}."
+            ) from None
+        if value != value or abs(value) == float("inf"):
+            raise ValueError(f"Steering strengths must be finite numbers; got {part.strip()!r}.")
+        values.append(value + 0.0)  # -0.0 -> 0.0
+    if not values:
+        raise ValueError("Give at least one steering strength, e.g. -2, 0, 2.")
+    return tuple(dict.fromkeys(values))
+
+
+def curve_settings(testbed: Testbed) -> tuple[CurveConfig, bool, tuple[str, str]]:
+    """The curve config, whether the form was submitted, and the steering choice (vector run id, strengths text)."""
     defaults = CurveConfig()
     with st.form("poisoned-settings"):
         left, middle, right = st.columns(3)
@@ -204,6 +268,7 @@ def curve_settings(testbed: Testbed) -> tuple[CurveConfig, bool]:
             bootstrap = st.number_input("Bootstrap resamples", 0, 2000, defaults.n_bootstrap, key="poisoned-bootstrap")
             generated = st.number_input("Generated example answers", 0, 12, 0, key="poisoned-generated")
             seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="poisoned-seed")
+        steer = steer_settings()
         submitted = st.form_submit_button("Compute curves", type="primary")
     cfg = CurveConfig(
         n_items=int(n_items),
@@ -219,7 +284,7 @@ def curve_settings(testbed: Testbed) -> tuple[CurveConfig, bool]:
         n_generated=int(generated),
         seed=int(seed),
     )
-    return cfg, submitted
+    return cfg, submitted, steer
 
 
 def curve_figure(
@@ -417,13 +482,103 @@ def show_curves(stored) -> None:
     export_buttons(stored, key_prefix="poisoned")
 
 
+def steered_figure(runs: list[tuple[float, object]], strength: str) -> go.Figure:
+    """One curve per steering strength (all items, first position setting) with its 95% bootstrap band."""
+    figure = go.Figure()
+    for index, (value, result) in enumerate(runs):
+        color = COLORS[index % len(COLORS)]
+        curve = result.curve
+        rows = curve[(curve["category"] == ALL) & (curve["position"] == result.position)]
+        label = f"strength {value:+g}" if value else "strength 0 (unsteered)"
+        if rows["strength_low"].notna().all():
+            figure.add_scatter(
+                x=list(rows["proportion"] * 100) + list(rows["proportion"][::-1] * 100),
+                y=list(rows["strength_high"]) + list(rows["strength_low"][::-1]),
+                fill="toself",
+                line={"width": 0},
+                fillcolor=color,
+                opacity=0.15,
+                hoverinfo="skip",
+                showlegend=False,
+                name=f"{label} 95% band",
+            )
+        figure.add_scatter(
+            x=rows["proportion"] * 100,
+            y=rows["strength"],
+            mode="markers+lines",
+            name=label,
+            line={"color": color},
+            customdata=rows["mean_logodds"],
+            hovertemplate="share %{x:.0f}%<br>strength %{y:.3f}<br>mean log-odds %{customdata:.2f}",
+        )
+    figure.update_layout(
+        title=STEERED_TITLE.format(strength=STRENGTH_LABELS[strength].lower()),
+        xaxis_title="Share of inappropriate items in the context (%)",
+        yaxis_title=f"{STRENGTH_LABELS[strength]} (0–1)",
+        yaxis_range=[-0.02, 1.02],
+        legend_title="Steering strength (vector units)",
+    )
+    return figure
+
+
+def steered_curves(cfg: CurveConfig, testbed: Testbed, vector_run: str, strengths_text: str, compute: bool) -> None:
+    """The testbed's curve at each steering strength of a stored vector, overlaid in one figure."""
+    try:
+        strengths = parse_steer_strengths(strengths_text)
+        stored_vector = get_store().load(vector_run, missing_ok=True)
+        if stored_vector is None or stored_vector.probe != VECTORS_NAME:
+            raise ValueError(f"Run {vector_run[:12]} is not a stored steering vector (any more); choose another.")
+        vectors = result_of(stored_vector).vectors
+    except ValueError as error:
+        show_error(error)
+        return
+    runs = []
+    for value in strengths:
+        inputs = SteeredTestbed(testbed, Steer(vectors, value))
+        stored = cached_run(NAME, cfg, inputs, label=f"Scoring contexts at strength {value:+g}", compute=compute)
+        if stored is None:
+            if not compute:
+                st.info("Press **Compute curves** to score the testbed at each steering strength.")
+            return
+        runs.append((value, stored))
+    results = [(value, result_of(stored)) for value, stored in runs]
+    st.caption(
+        f"Steered with vector run `{vector_run[:12]}` on layers {', '.join(map(str, vectors.layers))} (every prompt "
+        "and answer position); runs "
+        + ", ".join(f"{value:+g}: `{stored.run_id[:12]}`" for value, stored in runs)
+        + ". Shaded: 95% bootstrap band over items."
+    )
+    prompt_caption(results[0][1].prompt_format, results[0][1].example_prompt)
+    for warning in dict.fromkeys(w for _, result in results for w in [result.notice, *result.warnings] if w):
+        st.warning(warning)
+    st.plotly_chart(steered_figure(results, results[0][1].strength), width="stretch", key="poisoned-steered")
+    table = pd.DataFrame(
+        [
+            {
+                "steering strength": value,
+                "αβ": result.rw_fit["alpha_beta"],
+                "baseline b": result.rw_fit["baseline"],
+                "scale c": result.rw_fit["scale"],
+                "best model": result.rw_fit["best_model"],
+                **{f"poisoned rate at {p['proportion']:.0%}": p["poisoned_rate"] for p in result.points},
+                "run": stored.run_id[:12],
+            }
+            for (value, result), (_, stored) in zip(results, runs, strict=True)
+        ]
+    )
+    st.dataframe(table, hide_index=True, width="stretch")
+
+
 def curves_tab(testbed: Testbed | None) -> None:
     if testbed is None:
         return
     describe_testbed(testbed)
-    cfg, submitted = curve_settings(testbed)
+    cfg, submitted, (vector_run, strengths_text) = curve_settings(testbed)
     if submitted:
         st.session_state["poisoned-requested"] = True
+    if vector_run != NO_VECTOR:
+        steered_curves(cfg, testbed, vector_run, strengths_text, bool(st.session_state.get("poisoned-requested")))
+        return
     if st.session_state.get("poisoned-requested"):
         stored = cached_run(NAME, cfg, testbed, label="Scoring contexts")
     else:

@@ -23,6 +23,7 @@ from cache import ResultStore, RunKey, StoredRun, digest_json, payload_from
 from probes import poisoned, spectra, steering
 from probes.induction import attention, emergence, scores
 from probes.models import ModelSpec, describe, exclusive, load_model, model_identity
+from probes.poisoned.probe import EVERY_POSITION, SteeredTestbed
 from probes.spectra import memory, transformer, weights
 
 Progress = Callable[[float, str], None]
@@ -56,6 +57,19 @@ def no_inputs(inputs: object) -> None:
     return None
 
 
+def curve_input_digest(inputs: poisoned.Testbed | SteeredTestbed) -> str:
+    """The poisoned curve's input digest: the testbed's own digest when nothing steers (so an unsteered run keeps
+    the key it always had), else a digest over the testbed, the vector's safetensors and the strength."""
+    steer = inputs.steer if isinstance(inputs, SteeredTestbed) else None
+    testbed = inputs.testbed if isinstance(inputs, SteeredTestbed) else inputs
+    if steer is None:
+        return testbed.digest
+    return digest_json(
+        {"testbed": testbed.digest, "vector": steer.vectors.digest(), "strength": float(steer.strength) + 0.0,
+         "steered_positions": EVERY_POSITION}
+    )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Probe:
     """One registry row."""
@@ -87,7 +101,8 @@ PROBES = (
           lambda c: steering.run_ladder(c.model, c.config, c.inputs.vectors, set(c.inputs.vocabulary), c.progress),
           digest_inputs=lambda i: digest_json({"vector": i.vectors.digest(), "vocabulary": sorted(i.vocabulary)})),
     Probe(poisoned.NAME, poisoned.VERSION, poisoned.CurveConfig, poisoned.CurveResult,
-          lambda c: poisoned.run(c.model, c.config, c.inputs, c.progress), digest_inputs=lambda t: t.digest),
+          lambda c: poisoned.run(c.model, c.config, c.inputs, c.progress, c.model_label),
+          digest_inputs=curve_input_digest),
     Probe(poisoned.EXPLORE_NAME, poisoned.EXPLORE_VERSION, poisoned.ExploreConfig, poisoned.ExploreResult,
           lambda c: poisoned.explore(c.model, c.config, c.inputs, c.progress),
           digest_inputs=lambda data: digest_json(data.as_dict())),

@@ -49,6 +49,20 @@ def test_quick_cache_run_prints_one_json_object(tmp_path: Path) -> None:
     assert "| case | model | row |" in done.stderr  # the table is printed on stderr
 
 
+def test_every_quick_probe_case_runs_without_errors(tmp_path: Path) -> None:
+    """Each probe's benchmark still runs against the probe's current interfaces (about 30 s on 2 cores)."""
+    done = subprocess.run(
+        [sys.executable, "bench/run.py", "--quick", "--json", "--no-browser", "--models", "organism",
+         "--only", "induction", "steering", "poisoned", "spectra", "--out", str(tmp_path)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    _assert_rows_shape(report)
+    assert report["errors"] == [], report["errors"]
+    assert {row["case"] for row in report["rows"]} == {"induction", "steering", "poisoned", "spectra"}
+
+
 @pytest.mark.parametrize(
     ("ratio", "target", "status"),
     [(1.2, "<= 1.5", "met"), (1.6, "<= 1.5", "missed"), (0.9, ">= 0.8", "met"), (0.7, ">=0.8x", "missed"),

@@ -20,8 +20,9 @@ import json
 
 from bench.timing import comparison_row
 from probes.poisoned import CurveConfig, load_testbed, run
-from probes.poisoned.probe import build_requests, choose_items
+from probes.poisoned.probe import Prompting, build_requests, choose_items
 from probes.poisoned.scoring import as_sequences, choice_logprobs, plain_forward, sequence_logprobs
+from probes.tokens import uses_chat
 
 TARGET = ">= 0.8"
 
@@ -69,7 +70,8 @@ def rows(model, model_label: str, quick: bool) -> list[dict]:
     repeats = 1 if quick else 3
     testbed = synthetic_testbed(model.tokenizer, cfg.max_items_per_category)
     items = choose_items(testbed, cfg)
-    _, choice_sets = build_requests(model.tokenizer, items, cfg.n_items, cfg)
+    prompting = Prompting(model.tokenizer, uses_chat(model.tokenizer, cfg.chat_template), cfg.prepend_bos)
+    _, choice_sets = build_requests(prompting, items, cfg.n_items, cfg)
     encoded = as_sequences(choice_sets)
     label = f"{len(encoded)} continuations, n={cfg.n_items}"
 

@@ -1,4 +1,12 @@
-"""`python -m probes poisoned validate|curve|explore` and `python -m probes rw-fit`: poisoned-context curves."""
+"""`python -m probes poisoned validate|curve|explore` and `python -m probes rw-fit`: poisoned-context curves.
+
+Steered curves: `poisoned curve --steer VECTOR_RUN_ID --strength S [--strength S2 ...]` scores the testbed with a
+stored `steering.vectors` run applied (its id in full or a prefix of at least 8 characters), one stored run per
+strength. `--strength` keeps its first meaning too: a name (poisoned_rate, choice_probability) says what the RW
+model fits, a number is a steering strength (only with --steer). One strength: the usual JSON plus
+`steer: {vector_run_id, strength, ...}`; several: `{"steer": {vector_run_id, strengths}, "curves": [one such
+object per strength], "testbed": ...}`.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from probes.cli import UserError, add_chat_template_arg, add_model_args, add_output_args, run_probe, spec_from_args
+from probes.cli import (
+    UserError,
+    add_chat_template_arg,
+    add_model_args,
+    add_output_args,
+    run_probe,
+    spec_from_args,
+    store_from_args,
+)
 from probes.coverage import measure
 from probes.models import load_tokenizer
 from probes.poisoned import (
@@ -23,7 +39,7 @@ from probes.poisoned import (
     load_testbed_file,
 )
 from probes.poisoned.contexts import POSITIONS
-from probes.poisoned.probe import STRENGTHS, item_texts
+from probes.poisoned.probe import STRENGTHS, Steer, SteeredTestbed, item_texts
 from probes.poisoned.rescorla_wagner import fit_curves
 from probes.poisoned.scoring import SCORINGS
 from probes.poisoned.testbed import (
@@ -34,6 +50,7 @@ from probes.poisoned.testbed import (
     decode_upload,
     default_testbed_path,
 )
+from probes.steering import VECTORS_NAME, SteeringVectors
 from probes.wiring import result_of
 
 DEFAULT_TESTBED = EMBEDDED_TESTBED  # the organism's (the default model's) built-in testbed
@@ -63,7 +80,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     curve.add_argument("--position", nargs="+", choices=POSITIONS, default=list(defaults.positions))
     curve.add_argument("--max-items", type=int, default=defaults.max_items_per_category, help="items per category")
     curve.add_argument("--category", nargs="*", default=[], help="restrict to these categories")
-    curve.add_argument("--strength", choices=STRENGTHS, default=defaults.strength, help="what the RW model fits")
+    curve.add_argument(
+        "--strength",
+        action="append",
+        default=[],
+        metavar="MEASURE|S",
+        help=f"what the RW model fits ({', '.join(STRENGTHS)}; default {defaults.strength}); with --steer, a number "
+        "is a steering strength (repeat for several curves, e.g. --strength=-2 --strength 0 --strength 2)",
+    )
+    curve.add_argument(
+        "--steer",
+        default=None,
+        metavar="VECTOR_RUN_ID",
+        help="score with this stored steering-vector run applied (full id or a prefix of at least 8 characters)",
+    )
     curve.add_argument("--no-tags", action="store_true", help="leave out the (From <source>) tags")
     add_scoring_arg(curve, defaults.scoring)
     add_chat_template_arg(curve)
@@ -150,7 +180,55 @@ def validate_testbed(args: argparse.Namespace) -> dict:
     return report
 
 
-def curve_config(args: argparse.Namespace) -> CurveConfig:
+MIN_RUN_PREFIX = 8
+
+
+def split_strengths(values: list[str]) -> tuple[str, list[float]]:
+    """--strength values -> (what the RW model fits, steering strengths in the order given, without repeats)."""
+    measures, numbers = [], []
+    for value in values:
+        if value in STRENGTHS:
+            measures.append(value)
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            number = float("nan")
+        if not PLAIN_NUMBER.fullmatch(value.strip()) or not np.isfinite(number):
+            raise UserError(
+                f"--strength takes {' or '.join(STRENGTHS)} (what the RW model fits) or, with --steer, a finite "
+                f"steering strength; got {value!r}."
+            )
+        numbers.append(number + 0.0)  # -0.0 -> 0.0
+    if len(set(measures)) > 1:
+        raise UserError(f"--strength names two measures for the RW fit ({', '.join(dict.fromkeys(measures))}).")
+    return (measures[0] if measures else CurveConfig.strength), list(dict.fromkeys(numbers))
+
+
+def stored_vectors(args: argparse.Namespace) -> tuple[SteeringVectors, str]:
+    """The `steering.vectors` run named by --steer (full id or a unique prefix of >= 8 characters) -> (vectors, id)."""
+    prefix = args.steer.strip().lower()
+    if len(prefix) < MIN_RUN_PREFIX:
+        raise UserError(
+            f"--steer takes a steering-vector run id, in full or its first {MIN_RUN_PREFIX} or more characters "
+            f"(the run history shows 12); got {args.steer!r}."
+        )
+    store = store_from_args(args)
+    ids = [run_id for run_id in store.list_runs()["run_id"] if run_id.startswith(prefix)]
+    if len(ids) != 1:
+        raise UserError(
+            f"No stored run matches {args.steer!r}; list the vectors with: python -m probes cache list --probe "
+            f"{VECTORS_NAME}."
+            if not ids
+            else f"{args.steer!r} matches {len(ids)} runs; give more characters of the run id."
+        )
+    run = store.load(ids[0])
+    if run.probe != VECTORS_NAME:
+        raise UserError(f"Run {run.run_id[:12]} is a {run.probe} run, not a steering vector ({VECTORS_NAME}).")
+    return result_of(run).vectors, run.run_id
+
+
+def curve_config(args: argparse.Namespace, measure: str | None = None) -> CurveConfig:
     return CurveConfig(
         n_items=args.n_items,
         proportion_steps=args.steps,
@@ -158,7 +236,7 @@ def curve_config(args: argparse.Namespace) -> CurveConfig:
         max_items_per_category=args.max_items,
         categories=tuple(args.category),
         source_tags=not args.no_tags,
-        strength=args.strength,
+        strength=measure or split_strengths(args.strength)[0],
         scoring=args.scoring,
         chat_template=args.chat_template,
         n_bootstrap=args.bootstrap,
@@ -168,22 +246,46 @@ def curve_config(args: argparse.Namespace) -> CurveConfig:
 
 
 def curve_command(args: argparse.Namespace) -> dict:
+    measure, steer_strengths = split_strengths(args.strength)
+    if steer_strengths and not args.steer:
+        raise UserError("A numeric --strength is a steering strength; name the vector with --steer VECTOR_RUN_ID.")
+    if args.steer and not steer_strengths:
+        raise UserError("--steer needs at least one steering strength, e.g. --strength 2 (negative: faithful).")
+    vectors, vector_run_id = stored_vectors(args) if args.steer else (None, None)
     path = testbed_path(args)
     testbed = read_testbed(path)
-    cfg = curve_config(args)
-    stored = run_probe(args, NAME, cfg, testbed)
+    cfg = curve_config(args, measure)
+    described = {
+        "file": testbed.source,
+        "path": str(path),
+        "items": len(testbed.items),
+        "skipped": len(testbed.skipped),
+    }
+    if vectors is None:
+        return {**curve_output(run_probe(args, NAME, cfg, testbed)), "testbed": described}
+    curves = []
+    for strength in steer_strengths:
+        stored = run_probe(args, NAME, cfg, SteeredTestbed(testbed, Steer(vectors, strength)))
+        output = curve_output(stored)
+        output["steer"] = {"vector_run_id": vector_run_id, **output["steer"]}
+        curves.append(output)
+    if len(curves) == 1:
+        return {**curves[0], "testbed": described}
+    return {
+        "steer": {"vector_run_id": vector_run_id, "strengths": steer_strengths},
+        "curves": curves,
+        "testbed": described,
+    }
+
+
+def curve_output(stored) -> dict:
+    """One stored curve run as the JSON prints it (its warnings also go to stderr)."""
     print_warnings(stored.summary)
     return {
         **stored.summary,
         "fits": result_of(stored).fits.to_dict(orient="records"),
         "run_id": stored.run_id,
         "cached": stored.cached,
-        "testbed": {
-            "file": testbed.source,
-            "path": str(path),
-            "items": len(testbed.items),
-            "skipped": len(testbed.skipped),
-        },
     }
 
 

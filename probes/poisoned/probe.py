@@ -12,6 +12,16 @@ items (the same resampled items at every proportion), which also gives an interv
 the sequential (shared prediction error) variant is also fitted jointly over the position settings, with the
 actual order of appropriate and inappropriate items in each context: it predicts position effects.
 
+Steered curves (`SteeredTestbed`, our addition): the testbed scored with a stored FlexAC vector applied at a
+strength (FlexAC hooks on the vector's layers, `probes/steering/hooks.py`), to ask whether pushing the model toward
+faithfulness (negative strengths) makes it resist poisoned context. Every position of every scored forward pass is
+steered: the whole prompt (context items, question) and the answer tokens, in the context prompts and in the
+content-free prompts of the calibrated scoring alike. Why every position: the vector is a register direction, and
+the poisoned context is read all along the prompt, not only at its last tokens; and it makes the shared-prompt
+KV-cache path exact (a hook that steers every position needs no per-row notion of where the prompt ends), so
+`share_prompt` keeps its meaning under steering. Strength 0 attaches no hook: exactly the unsteered curve. The
+vector and strength are an input, not config fields, so an unsteered run keeps its key.
+
 Deviations from the paper: forced choice by log-probability instead of an LLM judge; the RW formulation is ours
 (METHODS.md); source tags are the organism's tag words. When n items do not fit the model's context, n is
 lowered to the largest that fits every item and the summary says so.
@@ -19,6 +29,7 @@ lowered to the largest that fits every item and the summary says so.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -57,6 +68,9 @@ from probes.poisoned.scoring import (
     sequence_logprobs,
 )
 from probes.poisoned.testbed import Testbed, TestbedItem
+from probes.steering.apply import layer_directions
+from probes.steering.hooks import steering
+from probes.steering.vectors import SteeringVectors
 from probes.tokens import CHAT_MODES, as_model_reads, prompt_format, shown_ids, uses_chat
 
 NAME = "poisoned"
@@ -90,6 +104,47 @@ class CurveConfig:
     seed: int = 0
 
 
+EVERY_POSITION = "all"  # which positions a steered curve steers (module docstring)
+
+
+@dataclass(frozen=True)
+class Steer:
+    """A FlexAC vector applied while the testbed is scored: the vector's own layers, `strength` in its unit."""
+
+    vectors: SteeringVectors
+    strength: float
+
+    def describe(self) -> dict:
+        """What the run's summary records of the steering (JSON-safe)."""
+        return {
+            "strength": float(self.strength) + 0.0,  # -0.0 -> 0.0
+            "layers": [int(layer) for layer in self.vectors.layers],
+            "positions": EVERY_POSITION,
+            "unit": str(self.vectors.metadata.get("unit", "")),
+            "vector_model": str(self.vectors.metadata.get("model", "")),
+            "vector_digest": self.vectors.digest(),
+        }
+
+
+@dataclass(frozen=True)
+class SteeredTestbed:
+    """The curve probe's input when a steering vector is applied (`steer` None: the plain testbed's curve)."""
+
+    testbed: Testbed
+    steer: Steer | None = None
+
+
+def check_steer(steer: Steer, model, model_label: str = "") -> None:
+    """One clear ValueError when the vector was built on another model (its recorded model, or its shape)."""
+    built_on = str(steer.vectors.metadata.get("model") or "")
+    if built_on and model_label and built_on != model_label:
+        raise ValueError(
+            f"This steering vector was built on {built_on}, not on the model in use ({model_label}); build a vector "
+            "on this model (python -m probes steering vectors --model ...) or choose one of its stored vectors."
+        )
+    steer.vectors.check_model(model)
+
+
 @dataclass(frozen=True)
 class CurveResult:
     config: CurveConfig | None  # None when rebuilt from a stored run (from_stored): the payload keeps only the
@@ -110,6 +165,7 @@ class CurveResult:
     n_items_requested: int = 0  # the config's n_items (n_items_used may be lower)
     prompt_format: str = "plain"  # "chat" when the prompts went through the tokenizer's chat template
     example_prompt: str = ""  # the first scored prompt exactly as the model read it, special tokens included
+    steer: dict | None = None  # the steering applied (`Steer.describe`), None for an unsteered curve
 
     def __post_init__(self) -> None:
         if self.config is not None:
@@ -162,6 +218,7 @@ class CurveResult:
             n_items_requested=int(summary["n_items_requested"]),
             prompt_format=summary["prompt_format"],
             example_prompt=summary["example_prompt"],
+            steer=summary.get("steer"),
         )
 
     @property
@@ -237,7 +294,9 @@ class CurveResult:
         return {"alpha_beta": float(fit.seq_alpha_beta), "scale": float(fit.seq_scale), "r2": _json_float(fit.seq_r2)}
 
     def summary(self) -> dict:
+        steered = {} if self.steer is None else {"steer": self.steer}  # unsteered summaries stay as they were
         return {
+            **steered,
             "points": self.points,
             "rw_fit": self.rw_fit,
             "rw_sequential_fit": self.rw_sequential_fit,
@@ -354,9 +413,22 @@ def check_enough_shares(n_used: int, n_ctx: int, cfg: CurveConfig, prompting: Pr
 # ---------------------------------------------------------------------------------------------- the probe
 
 
-def run(model, cfg: CurveConfig, testbed: Testbed, progress: Progress | None = None) -> CurveResult:
-    """Score every item at every share and position, aggregate curves, fit the RW model, bootstrap bands."""
+def run(
+    model,
+    cfg: CurveConfig,
+    testbed: Testbed | SteeredTestbed,
+    progress: Progress | None = None,
+    model_label: str = "",
+) -> CurveResult:
+    """Score every item at every share and position, aggregate curves, fit the RW model, bootstrap bands.
+
+    A `SteeredTestbed` with a `Steer` scores under the FlexAC hooks (every position; module docstring); a vector
+    built on another model than `model` (named `model_label`) is refused before anything is scored."""
     validate_config(cfg)
+    steer = testbed.steer if isinstance(testbed, SteeredTestbed) else None
+    testbed = testbed.testbed if isinstance(testbed, SteeredTestbed) else testbed
+    if steer is not None:
+        check_steer(steer, model, model_label)
     report = progress or (lambda fraction, message="": None)
     tokenizer = model.tokenizer
     chosen = choose_items(testbed, cfg)
@@ -382,20 +454,30 @@ def run(model, cfg: CurveConfig, testbed: Testbed, progress: Progress | None = N
     )
     rows, choice_sets = build_requests(prompting, items, n_used, cfg)
     report(0.02, f"{len(choice_sets)} contexts to score")
-    logprobs, fallback = score_choice_sets(
-        model, choice_sets, cfg.share_prompt, cfg.batch_tokens, lambda f, m: report(0.02 + 0.86 * f, m)
-    )
+    with steered(model, steer):  # every scored or generated forward pass below, context and content-free alike
+        logprobs, fallback = score_choice_sets(
+            model, choice_sets, cfg.share_prompt, cfg.batch_tokens, lambda f, m: report(0.02 + 0.86 * f, m)
+        )
+        free = content_free_logprobs(model, prompting, items, cfg) if cfg.scoring == "calibrated" else None
+        examples = generate_examples(model, prompting, items, n_used, cfg) if cfg.n_generated else _empty_examples()
     notice = " ".join(text for text in (notice, fallback) if text)
-    free = content_free_logprobs(model, prompting, items, cfg) if cfg.scoring == "calibrated" else None
     scores = score_table(rows, logprobs, cfg, free)
     report(0.93, "fitting the Rescorla-Wagner model")
     curve, fits, fitted = aggregate(scores, n_used, cfg)
-    examples = generate_examples(model, prompting, items, n_used, cfg) if cfg.n_generated else _empty_examples()
     report(1.0, "done")
     return CurveResult(
         cfg, scores, curve, fits, fitted, examples, n_used, notice, skipped, coverage,
         prompt_format=prompting.format, example_prompt=prompting.shown(choice_sets[0]),
+        steer=None if steer is None else steer.describe(),
     )  # fmt: skip
+
+
+def steered(model, steer: Steer | None):
+    """The FlexAC hooks of `steer` on every position of every forward pass (none for no steer or strength 0)."""
+    if steer is None:
+        return contextlib.nullcontext()
+    directions = layer_directions(steer.vectors, steer.vectors.layers, float(steer.strength))
+    return steering(model, directions, 0, 0)  # prompt length 0, 0 last prompt positions: every position steered
 
 
 @dataclass(frozen=True)
