@@ -287,6 +287,31 @@ def curve_settings(testbed: Testbed) -> tuple[CurveConfig, bool, tuple[str, str]
     return cfg, submitted, steer
 
 
+def add_measured_curve(figure: go.Figure, rows: pd.DataFrame, label: str, color: str) -> None:
+    """One measured curve (strength per share, mean log-odds on hover) with its 95% bootstrap band when it has one."""
+    if rows["strength_low"].notna().all():
+        figure.add_scatter(
+            x=list(rows["proportion"] * 100) + list(rows["proportion"][::-1] * 100),
+            y=list(rows["strength_high"]) + list(rows["strength_low"][::-1]),
+            fill="toself",
+            line={"width": 0},
+            fillcolor=color,
+            opacity=0.15,
+            hoverinfo="skip",
+            showlegend=False,
+            name=f"{label} 95% band",
+        )
+    figure.add_scatter(
+        x=rows["proportion"] * 100,
+        y=rows["strength"],
+        mode="markers+lines",
+        name=label,
+        line={"color": color},
+        customdata=rows["mean_logodds"],
+        hovertemplate="share %{x:.0f}%<br>strength %{y:.3f}<br>mean log-odds %{customdata:.2f}",
+    )
+
+
 def curve_figure(
     curve: pd.DataFrame,
     fitted: pd.DataFrame,
@@ -304,29 +329,7 @@ def curve_figure(
         winner = (best or {}).get((category, position))
         rows = curve[(curve["category"] == category) & (curve["position"] == position)]
         fine = fitted[(fitted["category"] == category) & (fitted["position"] == position)]
-        if rows["strength_low"].notna().all():
-            band_x = list(rows["proportion"] * 100) + list(rows["proportion"][::-1] * 100)
-            band_y = list(rows["strength_high"]) + list(rows["strength_low"][::-1])
-            figure.add_scatter(
-                x=band_x,
-                y=band_y,
-                fill="toself",
-                line={"width": 0},
-                fillcolor=color,
-                opacity=0.15,
-                hoverinfo="skip",
-                showlegend=False,
-                name=f"{label} 95% band",
-            )
-        figure.add_scatter(
-            x=rows["proportion"] * 100,
-            y=rows["strength"],
-            mode="markers+lines",
-            name=label,
-            line={"color": color},
-            customdata=rows["mean_logodds"],
-            hovertemplate="share %{x:.0f}%<br>strength %{y:.3f}<br>mean log-odds %{customdata:.2f}",
-        )
+        add_measured_curve(figure, rows, label, color)
         figure.add_scatter(
             x=fine["proportion"] * 100,
             y=fine["fitted"],
@@ -490,27 +493,7 @@ def steered_figure(runs: list[tuple[float, object]], strength: str) -> go.Figure
         curve = result.curve
         rows = curve[(curve["category"] == ALL) & (curve["position"] == result.position)]
         label = f"strength {value:+g}" if value else "strength 0 (unsteered)"
-        if rows["strength_low"].notna().all():
-            figure.add_scatter(
-                x=list(rows["proportion"] * 100) + list(rows["proportion"][::-1] * 100),
-                y=list(rows["strength_high"]) + list(rows["strength_low"][::-1]),
-                fill="toself",
-                line={"width": 0},
-                fillcolor=color,
-                opacity=0.15,
-                hoverinfo="skip",
-                showlegend=False,
-                name=f"{label} 95% band",
-            )
-        figure.add_scatter(
-            x=rows["proportion"] * 100,
-            y=rows["strength"],
-            mode="markers+lines",
-            name=label,
-            line={"color": color},
-            customdata=rows["mean_logodds"],
-            hovertemplate="share %{x:.0f}%<br>strength %{y:.3f}<br>mean log-odds %{customdata:.2f}",
-        )
+        add_measured_curve(figure, rows, label, color)
     figure.update_layout(
         title=STEERED_TITLE.format(strength=STRENGTH_LABELS[strength].lower()),
         xaxis_title="Share of inappropriate items in the context (%)",
