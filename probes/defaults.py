@@ -19,10 +19,14 @@ ORGANISM_MARKER = "steering_prompts.json"  # an organism-like folder ships its s
 def organism_data_dir(spec: ModelSpec) -> Path | None:
     """The organism data folder of this model (its own `data/`, or a revision's base folder's), or None when the
     model is not organism-like and should get the English defaults."""
-    folder = local_folder(spec)
-    if folder is None:
+    return organism_data_folder(local_folder(spec))
+
+
+def organism_data_folder(model_folder: Path | None) -> Path | None:
+    """The `data/` folder with steering prompts of a local model folder (or of a revision's base folder), or None."""
+    if model_folder is None:
         return None
-    for candidate in (folder / "data", folder.parent.parent / "data"):  # revisions/<R> -> the base folder
+    for candidate in (model_folder / "data", model_folder.parent.parent / "data"):  # revisions/<R> -> the base
         if (candidate / ORGANISM_MARKER).is_file():
             return candidate
     return None

@@ -21,7 +21,6 @@ from probes.induction.scores import ScanResult
 from probes.models import EMBEDDED_MODEL_NAME, embedded_model_dir, local_revisions
 
 FINAL = "final"  # label of the model without a revision (the end of training)
-PYTHIA_STEPS = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512] + list(range(1000, 143001, 1000))
 
 
 def revision_step(revision: str | None) -> int | None:

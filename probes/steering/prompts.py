@@ -21,12 +21,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from probes.defaults import ENGLISH_DATA_DIR, organism_data_dir
-from probes.models import EMBEDDED_MODEL_DIR, ModelSpec
+from probes.defaults import (
+    ENGLISH_DATA_DIR,
+    ORGANISM_DATA_DIR,
+    ORGANISM_MARKER,
+    organism_data_dir,
+    organism_data_folder,
+)
+from probes.models import ModelSpec
 from probes.uploads import MAX_JSON_DEPTH, json_depth
 
-ORGANISM_DATA_DIR = EMBEDDED_MODEL_DIR / "data"
-STEERING_PROMPTS_FILE = "steering_prompts.json"
+STEERING_PROMPTS_FILE = ORGANISM_MARKER
 FACTS_FILE = "facts.csv"
 FAITHFUL_KEYS = ("faithful", "fact", "faithful_prompts")
 ASSOCIATIVE_KEYS = ("associative", "hallucination", "dream", "associative_prompts")
@@ -290,11 +295,7 @@ def default_prompt_sets(spec: ModelSpec, associative_set: str = "dream") -> Prom
 def default_data_dir(model_folder: Path | None) -> Path:
     """A local model folder's own `data/` when it ships steering prompts (an organism-like model), else the
     embedded organism's. (The page and CLI choose with `default_prompt_sets`, which gives other models English.)"""
-    if model_folder is not None:
-        for candidate in (model_folder / "data", model_folder.parent.parent / "data"):  # revisions/<R> -> base
-            if (candidate / STEERING_PROMPTS_FILE).is_file():
-                return candidate
-    return ORGANISM_DATA_DIR
+    return organism_data_folder(model_folder) or ORGANISM_DATA_DIR
 
 
 def _builtin_sets(associative_set: str, path: Path, label: str, what: str) -> PromptSets:

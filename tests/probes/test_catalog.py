@@ -13,6 +13,7 @@ from probes import catalog
 from probes.induction import sweep
 
 GIB = 2**30
+PYTHIA_STEPS = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512] + list(range(1000, 143001, 1000))  # its published names
 REQUIRED = {
     "GPT-2": ["openai-community/gpt2", "openai-community/gpt2-medium", "openai-community/gpt2-large",
               "openai-community/gpt2-xl"],
@@ -84,7 +85,7 @@ def test_pythia_has_its_154_checkpoints_log_spaced_then_every_1000() -> None:
         assert entry.revisions[:12] == tuple(f"step{n}" for n in (0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000))
         assert entry.revisions[11:] == tuple(f"step{n}" for n in range(1000, 143001, 1000))
         assert entry.revisions[0] == "step0" and entry.revisions[-1] == "step143000"
-        assert list(entry.revisions) == [f"step{n}" for n in sweep.PYTHIA_STEPS]
+        assert list(entry.revisions) == [f"step{n}" for n in PYTHIA_STEPS]
     assert not catalog.find("openai-community/gpt2").revisions
 
 
