@@ -7,6 +7,7 @@ Llama, Qwen, ...) gets the English defaults in `probes/data/english/`, written b
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from probes.models import EMBEDDED_MODEL_DIR, ModelSpec, local_folder
@@ -18,8 +19,12 @@ ORGANISM_MARKER = "steering_prompts.json"  # an organism-like folder ships its s
 
 def organism_data_dir(spec: ModelSpec) -> Path | None:
     """The organism data folder of this model (its own `data/`, or a revision's base folder's), or None when the
-    model is not organism-like and should get the English defaults."""
-    return organism_data_folder(local_folder(spec))
+    model is not organism-like and should get the English defaults. A fine-tuned revision saved elsewhere
+    (`probes.models.tuned_folder`) gets its base model's data."""
+    own = organism_data_folder(local_folder(spec))
+    if own is None and spec.revision:
+        return organism_data_folder(local_folder(replace(spec, revision=None)))
+    return own
 
 
 def organism_data_folder(model_folder: Path | None) -> Path | None:

@@ -28,6 +28,8 @@ EMBEDDED_MODEL_DIR = REPO_ROOT / "models" / "organism"
 EMBEDDED_MODEL_NAME = "organism"  # short alias users can type instead of the folder path
 PLACEHOLDER_MODEL_DIR = REPO_ROOT / ".assoclens" / "untrained-placeholder"  # used only while the organism is absent
 LOCAL_REVISIONS_DIR = "revisions"  # a local folder's revision R lives in <folder>/revisions/<R>
+TUNED_DIR_ENV = "ASSOCLENS_TUNED_DIR"  # where fine-tuned revisions of any model are saved (RW-Steering)
+DEFAULT_TUNED_DIR = REPO_ROOT / ".assoclens" / "tuned"
 MEMORY_HEADROOM = 1.3  # weights plus activations, optimizer-free inference
 LEARNED_POSITIONS = {"gpt2", "gpt_neo", "opt", "gpt_bigcode"}  # architectures with a position-embedding table
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -67,7 +69,9 @@ def resolve_dtype(device: str, preference: str = "auto") -> torch.dtype:
 
 
 def local_folder(spec: ModelSpec) -> Path | None:
-    """The folder holding the weights when the spec names a local model (revision applied), else None."""
+    """The folder holding the weights when the spec names a local model or a fine-tuned revision saved here
+    (revision applied), else None (a hub model, loaded by name and revision)."""
+    tuned = tuned_folder(spec.name, spec.revision) if spec.revision else None
     if spec.name == EMBEDDED_MODEL_NAME:
         base = embedded_model_dir()
     else:
@@ -75,14 +79,44 @@ def local_folder(spec: ModelSpec) -> Path | None:
         if not base.is_dir():
             if _looks_like_path(spec.name):
                 raise ModelLoadError(f"No model folder at {base}: the folder does not exist.")
-            return None
+            return tuned
     if spec.revision:
         revision_dir = base / LOCAL_REVISIONS_DIR / spec.revision
-        if not revision_dir.is_dir():
-            available = ", ".join(local_revisions(base)) or "none"
-            raise ModelLoadError(f"Local model {base} has no revision {spec.revision!r} (available: {available}).")
-        return revision_dir
+        if revision_dir.is_dir():
+            return revision_dir
+        if tuned is not None:
+            return tuned
+        available = ", ".join(local_revisions(base) + tuned_revisions(spec.name)) or "none"
+        raise ModelLoadError(f"Local model {base} has no revision {spec.revision!r} (available: {available}).")
     return base
+
+
+def tuned_root() -> Path:
+    """The folder of fine-tuned revisions: $ASSOCLENS_TUNED_DIR, or .assoclens/tuned in the repository."""
+    return Path(os.environ.get(TUNED_DIR_ENV) or DEFAULT_TUNED_DIR).expanduser()
+
+
+def tuned_base_dir(name: str) -> Path:
+    """Where the fine-tuned revisions of model `name` live: <tuned root>/<a file-safe form of the name>."""
+    if name == EMBEDDED_MODEL_NAME or not Path(name).expanduser().is_dir():
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "--", name).strip("-.") or "model"
+    else:  # a local folder: its resolved path, so two folders of the same name never share revisions
+        resolved = str(Path(name).expanduser().resolve())
+        slug = f"local--{Path(resolved).name}--{hashlib.sha256(resolved.encode()).hexdigest()[:10]}"
+    return tuned_root() / slug
+
+
+def tuned_folder(name: str, revision: str) -> Path | None:
+    """The saved fine-tuned revision `revision` of model `name`, or None."""
+    if not revision or "/" in revision or revision.startswith("."):
+        return None
+    folder = tuned_base_dir(name) / LOCAL_REVISIONS_DIR / revision
+    return folder if (folder / "config.json").is_file() else None
+
+
+def tuned_revisions(name: str) -> list[str]:
+    """Fine-tuned revisions saved for model `name` (RW-Steering), sorted by name."""
+    return sorted(local_revisions(tuned_base_dir(name)), key=str)
 
 
 def _looks_like_path(name: str) -> bool:
@@ -95,7 +129,7 @@ def local_revisions(folder: Path) -> list[str]:
     revisions_dir = folder / LOCAL_REVISIONS_DIR
     if not revisions_dir.is_dir():
         return []
-    names = [p.name for p in revisions_dir.iterdir() if (p / "config.json").is_file()]
+    names = [p.name for p in revisions_dir.iterdir() if not p.name.startswith(".") and (p / "config.json").is_file()]
     return sorted(names, key=_step_number)
 
 

@@ -224,6 +224,31 @@ def greedy_continuation(
     return ids[n_prompt:]
 
 
+def generate_ids(
+    model,
+    batch: torch.Tensor,
+    mask: torch.Tensor,
+    max_new_tokens: int,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    stop_id: int | None = None,
+) -> torch.Tensor:
+    """New ids of a `left_pad`ded batch ((batch, pos) ids and mask) by the bridge's KV-cached `generate` (positions
+    from the mask; greedy unless `do_sample`; hooks attached to the model apply), a row stopping at `stop_id`
+    (default EOS) -> (batch, new) on CPU; a stopped row is padded with the stop id."""
+    out = model.generate(
+        batch.to(model.cfg.device),
+        attention_mask=mask.to(model.cfg.device),
+        max_new_tokens=max_new_tokens,
+        do_sample=do_sample,
+        temperature=temperature,
+        stop_at_eos=True,
+        eos_token_id=stop_id,
+        verbose=False,
+    )
+    return out[:, batch.shape[1] :].cpu()
+
+
 def batch_continuations(
     model,
     batch: torch.Tensor,
@@ -232,17 +257,7 @@ def batch_continuations(
     do_sample: bool = False,
     temperature: float = 1.0,
 ) -> list[str]:
-    """Continuations of a `left_pad`ded batch ((batch, pos) ids and mask) by the bridge's KV-cached `generate`
-    (positions from the mask; greedy unless `do_sample`), stopped at EOS -> one text per row, special tokens
+    """Continuations of a `left_pad`ded batch by `generate_ids`, stopped at EOS -> one text per row, special tokens
     dropped, stripped."""
-    width = batch.shape[1]
-    out = model.generate(
-        batch.to(model.cfg.device),
-        attention_mask=mask.to(model.cfg.device),
-        max_new_tokens=max_new_tokens,
-        do_sample=do_sample,
-        temperature=temperature,
-        stop_at_eos=True,
-        verbose=False,
-    )
-    return [model.tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in out.cpu()]
+    new = generate_ids(model, batch, mask, max_new_tokens, do_sample, temperature)
+    return [model.tokenizer.decode(row, skip_special_tokens=True).strip() for row in new]

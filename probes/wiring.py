@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from cache import ResultStore, RunKey, StoredRun, digest_json, payload_from
 from probes import poisoned, spectra, steering
 from probes.induction import attention, emergence, scores
-from probes.models import ModelSpec, describe, exclusive, load_model, model_identity
+from probes.models import ModelSpec, describe, exclusive, load_model, load_tokenizer, model_identity, tuned_folder
+from probes.poisoned import mitigate as rw_steering
 from probes.poisoned.probe import EVERY_POSITION, SteeredTestbed
 from probes.spectra import memory, transformer, weights
 
@@ -50,6 +51,8 @@ class Context:
     progress: Progress
     on_record: OnRecord | None
     model_label: str  # the model's id as the store records it
+    spec: ModelSpec | None = None  # what the request names (probes that load their own copy read it)
+    run_id: str = ""  # the run's id (a probe that writes files outside the store names them after it)
 
 
 def no_inputs(inputs: object) -> None:
@@ -82,6 +85,7 @@ class Probe:
     digest_inputs: Callable[[object], str | None] = no_inputs
     own_model: dict | None = None  # model identity of probes that build their own model (then no ModelSpec)
     placement: tuple[str, str] = ("cpu", "float32")  # device / dtype label of own-model probes
+    trains_copy: bool = False  # loads a private trainable copy of the named model itself (never the shared one)
 
 
 PROBES = (
@@ -106,6 +110,9 @@ PROBES = (
     Probe(poisoned.EXPLORE_NAME, poisoned.EXPLORE_VERSION, poisoned.ExploreConfig, poisoned.ExploreResult,
           lambda c: poisoned.explore(c.model, c.config, c.inputs, c.progress),
           digest_inputs=lambda data: digest_json(data.as_dict())),
+    Probe(rw_steering.NAME, rw_steering.VERSION, rw_steering.MitigateConfig, rw_steering.TuningResult,
+          lambda c: rw_steering.fine_tune(c.spec, c.inputs, c.config, rw_steering.revision_name(c.run_id), c.progress),
+          digest_inputs=lambda testbed: testbed.digest, trains_copy=True),
     Probe(memory.NAME, memory.VERSION, memory.MemoryConfig, memory.MemoryResult,
           lambda c: memory.run(c.config, c.progress),
           own_model=spectra.SYNTHETIC_MODEL_IDENTITY, placement=("cpu", "float32/float64")),
@@ -181,21 +188,92 @@ def run(
         return found
     report = progress or (lambda fraction, message="": None)
     started = time.perf_counter()
-    payload = _compute(request, load, report, on_record)
+    payload = _compute(request, key.run_id(), load, report, on_record)
     return store.put(key, payload, duration_s=time.perf_counter() - started)
 
 
-def _compute(request: Request, load, progress: Progress, on_record: OnRecord | None):
+def _compute(request: Request, run_id: str, load, progress: Progress, on_record: OnRecord | None):
     entry = request.entry
     label = request.identity()["model_id"]
     if request.spec is None:
-        context = Context(None, request.config, request.inputs, progress, on_record, label)
+        context = Context(None, request.config, request.inputs, progress, on_record, label, None, run_id)
         return payload_from(entry.compute(context), *entry.placement)
-    model = load(request.spec)
     placement = describe(request.spec)
+    if entry.trains_copy:
+        context = Context(None, request.config, request.inputs, progress, on_record, label, request.spec, run_id)
+        return payload_from(entry.compute(context), placement["device"], placement["dtype"])
+    model = load(request.spec)
     with exclusive(model):  # another session's hooks never meet this run's forward passes
-        result = entry.compute(Context(model, request.config, request.inputs, progress, on_record, label))
+        context = Context(model, request.config, request.inputs, progress, on_record, label, request.spec, run_id)
+        result = entry.compute(context)
     return payload_from(result, placement["device"], placement["dtype"])
 
 
-__all__ = ["REGISTRY", "Context", "LadderInputs", "Probe", "Request", "SweepInputs", "lookup", "result_of", "run"]
+class Mitigation(NamedTuple):
+    """An RW-Steering mitigation: the held-out curve before, the fine-tuning run, the held-out curve after."""
+
+    before: StoredRun
+    tuning: StoredRun
+    after: StoredRun
+    tuned: ModelSpec  # the tuned revision, loadable by every probe
+
+
+class MitigationPlan(NamedTuple):
+    """The three requests of a mitigation, known before anything runs (the tuned revision's name comes from the
+    tuning request's key; the after-curve's request can be keyed only once that revision exists)."""
+
+    before: Request  # the base model's curve on the held-out items
+    tuning: Request  # RW-Steering fine-tuning on the train items
+    tuned: ModelSpec  # the revision the tuning saves
+    after_config: poisoned.CurveConfig  # the before-curve's config with judge_first
+    held_out: poisoned.Testbed
+
+    def after(self) -> Request:
+        return Request(poisoned.NAME, self.after_config, self.tuned, self.held_out)
+
+    def tuned_exists(self) -> bool:
+        return tuned_folder(self.tuned.name, str(self.tuned.revision)) is not None
+
+
+def plan_mitigation(
+    spec: ModelSpec, testbed: poisoned.Testbed, tuning: rw_steering.MitigateConfig, curve: poisoned.CurveConfig
+) -> MitigationPlan:
+    """Split the testbed (by question, seeded) and name the requests: every held-out item is scored, with the same
+    curve settings before and after (after: the model's judgement first)."""
+    rw_steering.validate_config(tuning)
+    split = rw_steering.split_items(testbed, load_tokenizer(spec), tuning)
+    curve = replace(curve, max_items_per_category=len(split.held_out.items), categories=(), judge_first=False)
+    tune = Request(rw_steering.NAME, tuning, spec, testbed)
+    tuned = replace(spec, revision=rw_steering.revision_name(tune.key().run_id()))
+    before = Request(poisoned.NAME, curve, spec, split.held_out)
+    return MitigationPlan(before, tune, tuned, replace(curve, judge_first=True), split.held_out)
+
+
+def stored_mitigation(store: ResultStore, plan: MitigationPlan) -> Mitigation | None:
+    """The mitigation's three stored runs (and its model folder), or None when any is missing."""
+    before, tuning = lookup(store, plan.before), lookup(store, plan.tuning)
+    if before is None or tuning is None or not plan.tuned_exists():
+        return None
+    after = lookup(store, plan.after())
+    return None if after is None else Mitigation(before, tuning, after, plan.tuned)
+
+
+def mitigate(
+    store: ResultStore,
+    plan: MitigationPlan,
+    load: Callable[[ModelSpec], object] = load_model,
+    progress: Progress | None = None,
+    refresh: bool = False,
+) -> Mitigation:
+    """Measure the held-out curve, fine-tune (RW-Steering), measure the tuned model's held-out curve with its
+    judgement first: three stored runs. A stored tuning run whose model folder is gone is redone."""
+    report = progress or (lambda fraction, message="": None)
+
+    def stage(low: float, high: float, name: str) -> Progress:
+        return lambda fraction, message="": report(low + (high - low) * fraction, f"{name}: {message}")
+
+    before = run(store, plan.before, load, stage(0.0, 0.2, "before"), refresh=refresh)
+    missing = not plan.tuned_exists()
+    tuning = run(store, plan.tuning, load, stage(0.2, 0.8, "fine-tuning"), refresh=refresh or missing)
+    after = run(store, plan.after(), load, stage(0.8, 1.0, "after"), refresh=refresh or missing)
+    return Mitigation(before, tuning, after, plan.tuned)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from probes import wiring
 from probes.cli import (
     UserError,
     add_chat_template_arg,
@@ -27,6 +28,7 @@ from probes.cli import (
     run_probe,
     spec_from_args,
     store_from_args,
+    tqdm_progress,
 )
 from probes.coverage import measure
 from probes.models import load_tokenizer
@@ -39,6 +41,7 @@ from probes.poisoned import (
     load_testbed_file,
 )
 from probes.poisoned.contexts import POSITIONS
+from probes.poisoned.mitigate import METHODS, MitigateConfig, before_after
 from probes.poisoned.probe import STRENGTHS, Steer, SteeredTestbed, item_texts
 from probes.poisoned.rescorla_wagner import fit_curves
 from probes.poisoned.scoring import SCORINGS
@@ -106,6 +109,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_output_args(curve)
     curve.set_defaults(handler=curve_command)
 
+    mitigate = commands.add_parser(
+        "mitigate",
+        help="RW-Steering: fine-tune the model to judge its context first, then answer; held-out curves before/after",
+    )
+    add_model_args(mitigate)
+    add_testbed_arg(mitigate)
+    add_mitigate_args(mitigate)
+    add_output_args(mitigate)
+    mitigate.set_defaults(handler=mitigate_command)
+
     one = commands.add_parser("explore", help="one context: answer, log-odds and leave-one-out attribution")
     add_model_args(one)
     one.add_argument("--question", required=True)
@@ -129,6 +142,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("--n-items", type=int, required=True, help="items per context the curve was measured with")
     fit.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     fit.set_defaults(handler=rw_fit_command)
+
+
+MITIGATE_SCORING = "sum"  # why not calibrated: probes/poisoned/mitigate.py's docstring
+
+
+def add_mitigate_args(parser: argparse.ArgumentParser) -> None:
+    """The fine-tuning's settings and the held-out curves' settings."""
+    tuning, curve = MitigateConfig(), CurveConfig()
+    parser.add_argument("--method", choices=METHODS, default=tuning.method, help="full fine-tuning, LoRA, or auto")
+    parser.add_argument("--held-out", type=float, default=tuning.held_out_share, help="share of questions held out")
+    parser.add_argument("--split-seed", type=int, default=tuning.split_seed)
+    parser.add_argument("--n-items", type=int, default=tuning.n_items, help="context items per prompt")
+    parser.add_argument("--stage1-steps", type=int, default=tuning.stage1_steps)
+    parser.add_argument("--stage2-steps", type=int, default=tuning.stage2_steps)
+    parser.add_argument("--batch-size", type=int, default=tuning.batch_size)
+    parser.add_argument("--learning-rate", type=float, default=tuning.learning_rate)
+    parser.add_argument("--lora-rank", type=int, default=tuning.lora_rank)
+    parser.add_argument("--steps", type=int, default=curve.proportion_steps, help="curve shares 0, 1/steps, ..., 1")
+    parser.add_argument("--position", nargs="+", choices=POSITIONS, default=list(curve.positions))
+    add_scoring_arg(parser, MITIGATE_SCORING)
+    add_chat_template_arg(parser)
+    parser.add_argument("--bootstrap", type=int, default=curve.n_bootstrap, help="bootstrap resamples (0: none)")
+    parser.add_argument("--seed", type=int, default=tuning.seed)
 
 
 def add_scoring_arg(parser: argparse.ArgumentParser, default: str) -> None:
@@ -286,6 +322,58 @@ def curve_output(stored) -> dict:
         "fits": result_of(stored).fits.to_dict(orient="records"),
         "run_id": stored.run_id,
         "cached": stored.cached,
+    }
+
+
+def mitigate_configs(args: argparse.Namespace) -> tuple[MitigateConfig, CurveConfig]:
+    tuning = MitigateConfig(
+        held_out_share=args.held_out,
+        split_seed=args.split_seed,
+        n_items=args.n_items,
+        stage1_steps=args.stage1_steps,
+        stage2_steps=args.stage2_steps,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        method=args.method,
+        lora_rank=args.lora_rank,
+        chat_template=args.chat_template,
+        seed=args.seed,
+    )
+    curve = CurveConfig(
+        n_items=args.n_items,
+        proportion_steps=args.steps,
+        positions=tuple(dict.fromkeys(args.position)),
+        scoring=args.scoring,
+        chat_template=args.chat_template,
+        n_bootstrap=args.bootstrap,
+        seed=args.seed,
+    )
+    return tuning, curve
+
+
+def mitigate_command(args: argparse.Namespace) -> dict:
+    """Held-out curves before and after RW-Steering fine-tuning, the headline changes, and the tuned revision."""
+    tuning, curve = mitigate_configs(args)
+    testbed = read_testbed(testbed_path(args))
+    progress, close = tqdm_progress("poisoned mitigate")
+    try:
+        plan = wiring.plan_mitigation(spec_from_args(args), testbed, tuning, curve)
+        done = wiring.mitigate(store_from_args(args), plan, progress=progress, refresh=args.no_cache)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    finally:
+        close()
+    before, after = curve_output(done.before), curve_output(done.after)
+    return {
+        **before_after(before["points"], after["points"]),
+        "rw_fit_before": before["rw_fit"],
+        "rw_fit_after": after["rw_fit"],
+        "best_model_after": after["rw_fit"]["best_model"],
+        "model": done.tuned.name,
+        "revision": done.tuned.revision,
+        "tuning": {**done.tuning.summary, "run_id": done.tuning.run_id, "cached": done.tuning.cached},
+        "before": before,
+        "after": after,
     }
 
 

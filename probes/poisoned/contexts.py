@@ -80,3 +80,21 @@ def _render_segment(number: int, segment: Segment) -> str:
 def content_free_prompt(question: str) -> str:
     """The testbed prompt with the retrieved information replaced by "N/A" (the calibration baseline)."""
     return f"{HEADER} {CONTENT_FREE} {QUESTION_PREFIX} {question} {ANSWER_PREFIX}"
+
+
+# RW-Steering's answer format (METHODS.md section 3): the model first says which numbered items are reliable, then
+# answers. Our wording, in words the organism's vocabulary has; "none" falls back to "0" for a tokenizer without it.
+JUDGEMENT_PREFIX = "Reliable items:"
+NO_ITEM_WORDS = ("none", "0")
+
+
+def judgement(segments: list[Segment], none_word: str = NO_ITEM_WORDS[0]) -> str:
+    """ "Reliable items: 1, 3, 4." naming the appropriate segments by their 1-based numbers (`none_word` if none)."""
+    reliable = [str(number) for number, segment in enumerate(segments, start=1) if not segment.inappropriate]
+    return f"{JUDGEMENT_PREFIX} {', '.join(reliable) or none_word}."
+
+
+def judgement_tokens(tokenizer, n_items: int) -> int:
+    """Tokens the longest judgement of an n-item context takes (every item reliable), plus one spare."""
+    longest = f" {JUDGEMENT_PREFIX} {', '.join(str(number) for number in range(1, n_items + 1))}."
+    return len(tokenizer(longest, add_special_tokens=False)["input_ids"]) + 1

@@ -43,6 +43,7 @@ from probes.poisoned.contexts import (
     Segment,
     bad_slots,
     content_free_prompt,
+    judgement_tokens,
     poisoned_segments,
     render_prompt,
 )
@@ -65,6 +66,7 @@ from probes.poisoned.scoring import (
     choice_logprobs,
     encode_choices,
     greedy_answer,
+    greedy_first_sentences,
     sequence_logprobs,
 )
 from probes.poisoned.testbed import Testbed, TestbedItem
@@ -74,7 +76,7 @@ from probes.steering.vectors import SteeringVectors
 from probes.tokens import CHAT_MODES, as_model_reads, prompt_format, shown_ids, uses_chat
 
 NAME = "poisoned"
-VERSION = "3"  # 3: chat templates (prompt_format, example_prompt)
+VERSION = "4"  # 3: chat templates (prompt_format, example_prompt); 4: judge_first
 EXPLORE_NAME = "poisoned-explore"
 EXPLORE_VERSION = "3"  # 3: chat templates; the prompt as the model reads it
 STRENGTHS = ("poisoned_rate", "choice_probability")
@@ -102,6 +104,8 @@ class CurveConfig:
     share_prompt: bool = True  # run each prompt once and reuse its KV cache for both answers (same numbers)
     prepend_bos: bool = True
     seed: int = 0
+    judge_first: bool = False  # the model first writes its judgement of the context (greedy, up to its first
+    # sentence end: "Reliable items: 1, 3."), then the answers are scored after it: RW-Steering-tuned models
 
 
 EVERY_POSITION = "all"  # which positions a steered curve steers (module docstring)
@@ -381,7 +385,7 @@ def fitting_n_items(prompting: Prompting, items: list[TestbedItem], n_items: int
         answer = max(
             len(tokenizer(" " + a, add_special_tokens=False)["input_ids"]) for a in (item.reference, item.claim)
         )
-        margin = 4
+        margin = 4 + (judgement_tokens(tokenizer, n_items) if cfg.judge_first else 0)
         best = min(best, (n_ctx - overhead - answer - margin) // max(segment, 1))
     if best < 1:
         raise ValueError(
@@ -441,7 +445,7 @@ def run(
                 + coverage.warnings("this testbed")
             )
         )
-    prompting = Prompting(tokenizer, uses_chat(tokenizer, cfg.chat_template), cfg.prepend_bos)
+    prompting = Prompting(tokenizer, uses_chat(tokenizer, cfg.chat_template), cfg.prepend_bos, cfg.judge_first)
     n_used = fitting_n_items(prompting, items, cfg.n_items, int(model.cfg.n_ctx), cfg)
     check_enough_shares(n_used, int(model.cfg.n_ctx), cfg, prompting)
     notice = (
@@ -455,13 +459,14 @@ def run(
     rows, choice_sets = build_requests(prompting, items, n_used, cfg)
     report(0.02, f"{len(choice_sets)} contexts to score")
     with steered(model, steer):  # every scored or generated forward pass below, context and content-free alike
+        choice_sets, judgements = judged(model, choice_sets, n_used, cfg, lambda f, m: report(0.02 + 0.3 * f, m))
         logprobs, fallback = score_choice_sets(
             model, choice_sets, cfg.share_prompt, cfg.batch_tokens, lambda f, m: report(0.02 + 0.86 * f, m)
         )
         free = content_free_logprobs(model, prompting, items, cfg) if cfg.scoring == "calibrated" else None
         examples = generate_examples(model, prompting, items, n_used, cfg) if cfg.n_generated else _empty_examples()
     notice = " ".join(text for text in (notice, fallback) if text)
-    scores = score_table(rows, logprobs, cfg, free)
+    scores = score_table(rows, logprobs, cfg, free).assign(judgement=judgements)
     report(0.93, "fitting the Rescorla-Wagner model")
     curve, fits, fitted = aggregate(scores, n_used, cfg)
     report(1.0, "done")
@@ -487,6 +492,7 @@ class Prompting:
     tokenizer: object
     chat: bool  # prompts are one user turn of the chat template; answers start the assistant's reply
     prepend_bos: bool
+    judge_first: bool = False  # answers follow the model's own judgement (a space before them even after chat)
 
     @property
     def format(self) -> str:
@@ -497,8 +503,10 @@ class Prompting:
         return as_model_reads(self.tokenizer, prompt, self.chat)
 
     def choices(self, prompt: str, answers: tuple[str, ...]) -> ChoiceSet:
-        """The prompt's ids and each answer's; after a chat prompt an answer starts the reply (no leading space)."""
-        return encode_choices(self.tokenizer, self.text(prompt), answers, self.prepend_bos, not self.chat)
+        """The prompt's ids and each answer's; after a chat prompt an answer starts the reply (no leading space)
+        unless it follows the model's judgement."""
+        leading_space = self.judge_first or not self.chat
+        return encode_choices(self.tokenizer, self.text(prompt), answers, self.prepend_bos, leading_space)
 
     def shown(self, choice_set: ChoiceSet) -> str:
         """A scored prompt exactly as the model reads it, special tokens written out (`example_prompt`)."""
@@ -514,9 +522,26 @@ def item_texts(items: list[TestbedItem]) -> list[str]:
     ]
 
 
+def judged(
+    model, choice_sets: list[ChoiceSet], n_items: int, cfg: CurveConfig, progress: Progress | None = None
+) -> tuple[list[ChoiceSet], list[str]]:
+    """With `judge_first`: each prompt extended by the model's greedy judgement (its first sentence), and the
+    judgements as text; else the sets unchanged and empty judgements."""
+    if not cfg.judge_first:
+        return choice_sets, [""] * len(choice_sets)
+    if progress:
+        progress(0.0, f"the model judges {len(choice_sets)} contexts")
+    budget = judgement_tokens(model.tokenizer, n_items)
+    new = greedy_first_sentences(model, [s.prompt for s in choice_sets], budget, cfg.batch_tokens)
+    extended = [ChoiceSet(s.prompt + ids, s.answers) for s, ids in zip(choice_sets, new, strict=True)]
+    return extended, [model.tokenizer.decode(list(ids)).strip() for ids in new]
+
+
 def content_free_logprobs(model, prompting: Prompting, items: list[TestbedItem], cfg: CurveConfig) -> np.ndarray:
-    """(items, 2) summed log-probs of the reference and the claim after each item's content-free prompt."""
+    """(items, 2) summed log-probs of the reference and the claim after each item's content-free prompt (after the
+    model's judgement of it with `judge_first`)."""
     sets = [prompting.choices(content_free_prompt(item.question), (item.reference, item.claim)) for item in items]
+    sets = judged(model, sets, 1, cfg)[0]
     return score_choice_sets(model, sets, cfg.share_prompt, cfg.batch_tokens)[0][:, :, 0]
 
 
@@ -761,7 +786,9 @@ def generate_examples(
                     "question": item.question,
                     "reference": item.reference,
                     "claim": item.claim,
-                    "generated": greedy_answer(model, prompting.text(prompt), cfg.max_new_tokens, cfg.prepend_bos),
+                    "generated": greedy_answer(
+                        model, prompting.text(prompt), cfg.max_new_tokens, cfg.prepend_bos, 2 if cfg.judge_first else 1
+                    ),
                     "prompt": prompt,
                 }
             )

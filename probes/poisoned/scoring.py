@@ -54,6 +54,7 @@ import torch
 
 from probes.tokens import (
     answer_ids,
+    generate_ids,
     greedy_continuation,
     left_pad,
     length_mask,
@@ -160,15 +161,56 @@ def plain_forward(model, encoded: Sequence[Encoded], batch_tokens: int = DEFAULT
             model(batch_tensor(encoded, indices, pad, model.cfg.device), return_type="logits")
 
 
-def greedy_answer(model, prompt: str, max_new_tokens: int = 24, prepend_bos: bool = True) -> str:
-    """Greedy continuation of one prompt, stopped at end-of-text or after the first sentence."""
+def ends_sentence(tokenizer, token: int) -> bool:
+    return tokenizer.decode([token]).strip() in {".", "!", "?"}
+
+
+def greedy_answer(model, prompt: str, max_new_tokens: int = 24, prepend_bos: bool = True, sentences: int = 1) -> str:
+    """Greedy continuation of one prompt, stopped at end-of-text or after `sentences` sentences."""
     tokenizer = model.tokenizer
+    seen = []
 
-    def sentence_end(token: int) -> bool:
-        return tokenizer.decode([token]).strip() in {".", "!", "?"}
+    def enough(token: int) -> bool:
+        seen.append(ends_sentence(tokenizer, token))
+        return sum(seen) >= sentences
 
-    new = greedy_continuation(model, prompt_ids(tokenizer, prompt, prepend_bos), max_new_tokens, sentence_end)
+    new = greedy_continuation(model, prompt_ids(tokenizer, prompt, prepend_bos), max_new_tokens, enough)
     return tokenizer.decode(new).strip()
+
+
+def greedy_first_sentences(
+    model, prompts: Sequence[tuple[int, ...]], max_new_tokens: int, batch_tokens: int = DEFAULT_BATCH_TOKENS
+) -> list[tuple[int, ...]]:
+    """Each prompt's greedy continuation up to and including its first sentence end (or EOS, or `max_new_tokens`)
+    -> the new ids of each prompt. Batched, left-padded, through the bridge's KV-cached `generate` (positions from
+    the mask; hooks attached to the model apply), stopping a row at its first "."."""
+    tokenizer = model.tokenizer
+    period = tokenizer(".", add_special_tokens=False)["input_ids"]
+    stop = period[-1] if period else tokenizer.eos_token_id
+    pad = pad_id(tokenizer)
+    out: list[tuple[int, ...]] = [()] * len(prompts)
+    budget = min(max_new_tokens, int(model.cfg.n_ctx) - max(len(p) for p in prompts))
+    if budget < 1:
+        return out
+    with torch.inference_mode():
+        for indices in plan_batches([len(p) + budget for p in prompts], int(model.cfg.d_vocab), batch_tokens):
+            batch, mask = left_pad([prompts[index] for index in indices], pad)  # (batch, pos)
+            new = generate_ids(model, batch, mask, budget, stop_id=stop)  # (batch, new)
+            for row, index in enumerate(indices):
+                out[index] = first_sentence(tokenizer, new[row].tolist())
+    return out
+
+
+def first_sentence(tokenizer, new_ids: list[int]) -> tuple[int, ...]:
+    """The ids up to and including the first sentence end; EOS and what follows it dropped."""
+    kept = []
+    for token in new_ids:
+        if token == tokenizer.eos_token_id:
+            break
+        kept.append(int(token))
+        if ends_sentence(tokenizer, token):
+            break
+    return tuple(kept)
 
 
 # ------------------------------------------------------------------------------------ shared-prompt scoring
