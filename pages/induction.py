@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
 from pages.common import (
     USER_ERRORS,
@@ -15,185 +12,23 @@ from pages.common import (
     cached_run,
     current_spec,
     export_buttons,
+    get_model,
     run_caption,
     show_error,
 )
 from probes.defaults import ENGLISH_DATA_DIR, organism_data_dir, uses_english_defaults
+from probes.figures import induction as figures
 from probes.induction import attention, emergence, scores, sweep
 from probes.models import ModelSpec
 from probes.wiring import result_of
 
-SCORE_TITLES = {
-    "induction": "Induction score per head",
-    "previous_token": "Previous-token score per head",
-    "duplicate_token": "Duplicate-token score per head",
-    "copying": "Copying score per head (OV circuit)",
-}
-SCORE_HELP = {
-    "induction": "mean attention from each repeated token to the token after its earlier copy (i-T+1)",
-    "previous_token": "mean attention from each repeated token to the token before it (i-1)",
-    "duplicate_token": "mean attention from each repeated token to its earlier copy (i-T)",
-    "copying": "sum(λ)/sum(|λ|) of the eigenvalues of W_E W_V W_O W_U: 1 copies the attended token, -1 suppresses it",
-}
-EMERGENCE_CHART_TITLE = "Emergence: training curves (live)"
 START_LABEL = "Start training"
 SWEEP_LABEL = "Run sweep"
 
 st.title("Induction heads")
-about_box(
-    "An **induction head** completes patterns `[A][B] … [A] → [B]`: at the second `[A]` it attends to the token "
-    "after the first `[A]` and copies it. **Scan** feeds repeated random tokens and, from one batched forward pass, "
-    "scores every head by its mean attention from each second-half token to the token after its earlier copy "
-    "(induction), to the previous token, and to the earlier copy itself (duplicate); the loss drop on the repeated "
-    "half is the in-context-learning score. **Emergence** trains a 2-layer attention-only model and shows the "
-    "abrupt phase change; **Checkpoint sweep** finds when heads form during real training.",
-    "Olsson et al. 2022, In-context Learning and Induction Heads; Reddy 2023 (bursty in-context classification); "
-    "METHODS.md section 1.",
-    "Random tokens are drawn without replacement within a sequence (no accidental repeats). Copying score: "
-    "Elhage et al.'s sum(λ)/sum(|λ|) of the full OV circuit with layer norms folded. Phase change: step ending the "
-    "steepest rise of the 3-record moving average of the best layer's total induction attention (the induction "
-    "scores of one layer's heads summed, so copying split over several heads counts; ICL accuracy for the bursty "
-    f"task), none if it never reaches {emergence.PHASE_THRESHOLDS['repeat']} "
-    f"({emergence.PHASE_THRESHOLDS['bursty']} ICL accuracy). A per-head score misses copying split over heads: "
-    "with the defaults, seed 1 ends with its top head at 0.44 while its layer-1 total is 1.32 and the repeated half "
-    "costs a tenth of the first half's loss, so the chart shows the top head, the layer total and the loss ratio. "
-    "Adam lr 3e-3 instead of 1e-3 for the repeat task (shorter plateau). The repeat task varies the half-length T' "
-    "in [T/2, T] per training batch so a fixed positional offset cannot fake an induction head. Bursty task: "
-    "novel-class sequences are always bursty; labels are random vectors; position is a one-hot code.",
-)
+about_box(*figures.about_text(emergence.PHASE_THRESHOLDS["repeat"], emergence.PHASE_THRESHOLDS["bursty"]))
 
 scan_tab, emergence_tab, sweep_tab = st.tabs(["Scan", "Emergence", "Checkpoint sweep"])
-
-
-# --- figures ---------------------------------------------------------------------------------------------
-
-
-def head_heatmap(frame: pd.DataFrame, score: str) -> go.Figure:
-    matrix = frame.pivot(index="layer", columns="head", values=score)
-    diverging = score == "copying"
-    figure = go.Figure(go.Heatmap(
-        z=matrix.values, x=matrix.columns, y=matrix.index, colorscale="RdBu" if diverging else "Viridis",
-        zmin=-1 if diverging else 0, zmax=1, colorbar={"title": "score"},
-        hovertemplate="layer %{y}, head %{x}<br>score %{z:.4f}<extra></extra>",
-    ))  # fmt: skip
-    layers, heads = np.meshgrid(matrix.index, matrix.columns, indexing="ij")
-    figure.add_scatter(
-        x=heads.ravel(),
-        y=layers.ravel(),
-        mode="markers",
-        showlegend=False,
-        hoverinfo="skip",
-        marker={"size": 18, "symbol": "square", "opacity": 0.0},
-    )  # click targets (heatmaps have none)
-    figure.update_layout(title=SCORE_TITLES[score], height=320, margin={"t": 50, "b": 40})
-    figure.update_xaxes(title="Head", dtick=1)
-    figure.update_yaxes(title="Layer", dtick=1, autorange="reversed")
-    return figure
-
-
-def loss_figure(losses: pd.DataFrame, seq_len: int) -> go.Figure:
-    figure = go.Figure()
-    for half, colour in (("first", "#888888"), ("first repeated token", "#d62728"), ("second", "#1f77b4")):
-        part = losses[losses.half == half]
-        figure.add_scatter(x=part.token_index, y=part.loss, mode="lines+markers", name=f"{half} half"
-                           if "half" not in half else half, line={"color": colour}, marker={"size": 4})  # fmt: skip
-    figure.add_vline(x=seq_len + 0.5, line_dash="dot", annotation_text="repeat starts")
-    figure.update_layout(title="Per-token loss on repeated random tokens", height=340, margin={"t": 50})
-    figure.update_xaxes(title="Token position in the sequence (BOS excluded)")
-    figure.update_yaxes(title="Loss (nats)", rangemode="tozero")
-    return figure
-
-
-def attention_figure(frame: pd.DataFrame, tokens: list[str], layer: int, head: int) -> go.Figure:
-    labels = [f"{index}: {token}" for index, token in enumerate(tokens)]
-    matrix = np.full((len(tokens), len(tokens)), np.nan)
-    matrix[frame["query"], frame["key"]] = frame["attention"]
-    figure = go.Figure(go.Heatmap(
-        z=matrix, x=labels, y=labels, colorscale="Blues", zmin=0, zmax=1, colorbar={"title": "attention"},
-        hovertemplate="query %{y}<br>key %{x}<br>attention %{z:.3f}<extra></extra>",
-    ))  # fmt: skip
-    targets = frame[frame.induction_target]
-    figure.add_scatter(x=[labels[k] for k in targets["key"]], y=[labels[q] for q in targets["query"]], mode="markers",
-                       marker={"symbol": "square-open", "size": 12, "color": "#d62728"},
-                       name="induction target", hoverinfo="skip")  # fmt: skip
-    figure.update_layout(title=f"Attention pattern of L{layer}H{head} on your text", height=560,
-                         legend={"orientation": "h", "y": -0.25})  # fmt: skip
-    figure.update_xaxes(title="Key token (attended to)", tickangle=-60)
-    figure.update_yaxes(title="Query token (attending)", autorange="reversed")
-    return figure
-
-
-def emergence_figure(history: pd.DataFrame, task: str, phase_step: int | None, cfg: emergence.TrainConfig) -> go.Figure:
-    if task == "repeat":
-        figure = repeat_emergence_figure(history, cfg.n_heads)
-    else:
-        figure = bursty_emergence_figure(history)
-    if phase_step is not None:
-        figure.add_vline(x=phase_step, line_dash="dash", line_color="#d62728", row="all", col=1)
-        figure.add_annotation(x=phase_step, y=1, xref="x", yref="y domain", text=f"phase change (step {phase_step})",
-                              showarrow=False, xanchor="left", yanchor="top", font={"color": "#d62728"})  # fmt: skip
-    figure.update_layout(title=EMERGENCE_CHART_TITLE, legend={"orientation": "h", "y": -0.12})
-    figure.update_xaxes(range=[0, cfg.steps])
-    figure.update_xaxes(title="Training step", row=3 if task == "repeat" else 2, col=1)
-    return figure
-
-
-def repeat_emergence_figure(history: pd.DataFrame, n_heads: int) -> go.Figure:
-    """Loss per half; top head vs best-layer total induction attention; the loss ratio."""
-    figure = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.09, row_heights=[0.3, 0.4, 0.3],
-                           subplot_titles=("Loss on each half of the repeated sequence",
-                                           f"Induction attention: top head (0-1) vs best layer (sum over its "
-                                           f"{n_heads} heads, 0-{n_heads})",
-                                           "Loss ratio: repeated half / first half (1 = no copying)"))  # fmt: skip
-    figure.add_scatter(x=history.step, y=history.loss, name="loss on repeated half", mode="lines+markers",
-                       row=1, col=1)  # fmt: skip
-    figure.add_scatter(x=history.step, y=history.first_half_loss, name="loss on first half", mode="lines",
-                       line={"dash": "dot"}, row=1, col=1)  # fmt: skip
-    figure.add_scatter(x=history.step, y=history.induction_score, name="top-head induction score",
-                       mode="lines+markers", row=2, col=1)  # fmt: skip
-    figure.add_scatter(x=history.step, y=history.layer_induction_total, name="best-layer total induction",
-                       customdata=history.best_layer, mode="lines+markers", line={"width": 3}, row=2, col=1,
-                       hovertemplate="step %{x}<br>layer %{customdata}: %{y:.3f}<extra></extra>")  # fmt: skip
-    figure.add_hline(y=emergence.PHASE_THRESHOLDS["repeat"], line_dash="dot", line_color="#888888",
-                     annotation_text="phase threshold", row=2, col=1)  # fmt: skip
-    figure.add_scatter(x=history.step, y=history.previous_token_score, name="top-head previous-token score",
-                       mode="lines", line={"dash": "dot"}, row=2, col=1)  # fmt: skip
-    figure.add_scatter(x=history.step, y=history.loss_ratio, name="loss ratio", mode="lines+markers", row=3, col=1)
-    figure.update_layout(height=720)
-    figure.update_yaxes(title="Loss (nats)", rangemode="tozero", row=1, col=1)
-    top = max(1.0, float(history.layer_induction_total.max()))
-    figure.update_yaxes(title="Attention mass (probability)", range=[0, 1.05 * top], row=2, col=1)
-    figure.update_yaxes(title="Ratio (unitless)", rangemode="tozero", row=3, col=1)
-    return figure
-
-
-def bursty_emergence_figure(history: pd.DataFrame) -> go.Figure:
-    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                           subplot_titles=("Loss on a held-out training batch", "Scores and accuracies"))  # fmt: skip
-    figure.add_scatter(x=history.step, y=history.loss, name="loss", mode="lines+markers", row=1, col=1)
-    for name in ("induction_score", "previous_token_score", "icl_accuracy", "iwl_accuracy", "flipped_accuracy"):
-        figure.add_scatter(x=history.step, y=history[name], name=name.replace("_", " "), mode="lines+markers",
-                           row=2, col=1)  # fmt: skip
-    figure.update_layout(height=560)
-    figure.update_yaxes(title="Loss (nats)", row=1, col=1)
-    figure.update_yaxes(title="Score / accuracy (0-1)", range=[0, 1.02], row=2, col=1)
-    return figure
-
-
-def sweep_figure(frame: pd.DataFrame) -> go.Figure:
-    figure = make_subplots(specs=[[{"secondary_y": True}]])
-    x = frame.step if frame.step.notna().all() else frame.revision
-    figure.add_scatter(x=x, y=frame.best_induction, name="best induction score", mode="lines+markers",
-                       hovertext=frame.revision, secondary_y=False)  # fmt: skip
-    figure.add_scatter(x=x, y=frame.second_half_loss, name="loss on repeated half", mode="lines+markers",
-                       line={"dash": "dot"}, secondary_y=True)  # fmt: skip
-    figure.add_scatter(x=x, y=frame.first_half_loss, name="loss on first half", mode="lines+markers",
-                       line={"dash": "dash"}, secondary_y=True)  # fmt: skip
-    figure.update_layout(title="Best induction score and loss vs training step", height=420)
-    figure.update_xaxes(title="Training step" if x is frame.step else "Checkpoint")
-    figure.update_yaxes(title="Best induction score (0-1)", range=[0, 1.02], secondary_y=False)
-    figure.update_yaxes(title="Loss (nats)", rangemode="tozero", secondary_y=True)
-    return figure
 
 
 # --- scan ------------------------------------------------------------------------------------------------
@@ -219,24 +54,24 @@ def scan_section() -> None:
     first_half, second_half = result.half_losses()
     columns = st.columns(5)
     columns[0].metric("Top induction head", f"L{best_layer}H{best_head}")
-    columns[1].metric("Its induction score", f"{best_score:.3f}", help=SCORE_HELP["induction"])
+    columns[1].metric("Its induction score", f"{best_score:.3f}", help=figures.SCORE_HELP["induction"])
     columns[2].metric("ICL score (nats)", f"{result.icl_score:+.3f}", help="loss on the repeated half minus "
                       "loss on the first half; negative = the model learns in context")  # fmt: skip
     columns[3].metric("Loss, first half (nats)", f"{first_half:.3f}")
     columns[4].metric("Loss, repeated half (nats)", f"{second_half:.3f}")
-    shown = [score for score in SCORE_TITLES if score in result.measured_scores()]
+    shown = [score for score in figures.SCORE_TITLES if score in result.measured_scores()]
     for row in range(0, len(shown), 2):
         cells = st.columns(2)
         for cell, score in zip(cells, shown[row : row + 2], strict=False):
-            cell.plotly_chart(head_heatmap(heads, score), width="stretch", key=f"induction_heatmap_{score}",
+            cell.plotly_chart(figures.head_heatmap(heads, score), width="stretch", key=f"induction_heatmap_{score}",
                               on_select="rerun", selection_mode="points")  # fmt: skip
-            cell.caption(SCORE_HELP[score])
+            cell.caption(figures.SCORE_HELP[score])
     st.subheader("Top heads by induction score")
     top = result.top_heads()
     st.caption("Click a heatmap cell or select a row to look at that head on your own text below.")
     picked = st.dataframe(top, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
                           key="induction_top_table")  # fmt: skip
-    st.plotly_chart(loss_figure(result.loss_frame(), result.seq_len), width="stretch",
+    st.plotly_chart(figures.loss_figure(result.loss_frame(), result.seq_len), width="stretch",
                     key="induction_loss_curve")  # fmt: skip
     export_buttons(run, key_prefix="induction-scan")
     layer, head = chosen_head(top, picked)
@@ -245,7 +80,7 @@ def scan_section() -> None:
 
 def chosen_head(top: pd.DataFrame, picked) -> tuple[int, int]:
     """The clicked heatmap cell, else the selected table row, else the top induction head."""
-    for score in SCORE_TITLES:
+    for score in figures.SCORE_TITLES:
         points = (st.session_state.get(f"induction_heatmap_{score}") or {}).get("selection", {}).get("points", [])
         if points:
             return int(points[0]["y"]), int(points[0]["x"])
@@ -278,8 +113,6 @@ def default_text() -> str:
             first = pd.read_csv(facts).iloc[0]
             sentence = f"{first['fact_prompt']} {first['answer']} ."
             return f"{sentence} {sentence}"
-        from pages.common import get_model
-
         model = get_model()
         vocab, special = scores.sampling_vocabulary(model)
         return model.tokenizer.decode(scores.repeated_random_tokens(vocab, special, 1, 10, None, seed=0)[0])
@@ -305,7 +138,7 @@ def text_attention_section(scan: scores.ScanResult, layer: int, head: int, prepe
     if share is not None:
         st.caption(f"On tokens that occurred before, L{layer}H{head} puts {share:.0%} of its attention on the token "
                    "after the earlier occurrence (red squares).")  # fmt: skip
-    st.plotly_chart(attention_figure(pattern.to_frame(), pattern.tokens, int(layer), int(head)),
+    st.plotly_chart(figures.attention_figure(pattern.to_frame(), pattern.tokens, int(layer), int(head)),
                     width="stretch", key="induction_text_attention")  # fmt: skip
 
 
@@ -368,7 +201,8 @@ def emergence_section() -> None:
             return
     result: emergence.EmergenceResult = result_of(stored)
     phase = result.phase_change_step
-    chart.plotly_chart(emergence_figure(result.to_frame(), cfg.task, phase, cfg), width="stretch",
+    chart.plotly_chart(figures.emergence_figure(result.to_frame(), cfg.task, phase, cfg.steps, cfg.n_heads,
+                                                emergence.PHASE_THRESHOLD), width="stretch",
                        key="induction_emergence_chart")  # fmt: skip
     run_caption(stored)
     final = result.final
@@ -377,15 +211,11 @@ def emergence_section() -> None:
         repeat_final_metrics(final, phase)
     st.markdown(
         f"**Phase change:** {'step ' + str(phase) if phase is not None else 'none detected'} "
-        f"(rule: steepest rise of the smoothed {PHASE_METRIC_LABELS[metric]}; threshold "
-        f"{result.phase_threshold}). Final {PHASE_METRIC_LABELS[metric]}: {final[metric]:.3f}."
+        f"(rule: steepest rise of the smoothed {figures.PHASE_METRIC_LABELS[metric]}; threshold "
+        f"{result.phase_threshold}). Final {figures.PHASE_METRIC_LABELS[metric]}: {final[metric]:.3f}."
     )
     st.dataframe(result.final_heads, hide_index=True, width="stretch")
     export_buttons(stored, key_prefix="induction-emergence")
-
-
-PHASE_METRIC_LABELS = {"layer_induction_total": "best-layer total induction attention",
-                       "icl_accuracy": "ICL accuracy"}  # fmt: skip
 
 
 def repeat_final_metrics(final: dict, phase: int | None) -> None:
@@ -406,7 +236,8 @@ def train_live(cfg: emergence.TrainConfig, chart):
 
     def on_record(record: dict) -> None:
         records.append(record)
-        chart.plotly_chart(emergence_figure(pd.DataFrame(records), cfg.task, None, cfg), width="stretch")
+        chart.plotly_chart(figures.emergence_figure(pd.DataFrame(records), cfg.task, None, cfg.steps, cfg.n_heads,
+                                                    emergence.PHASE_THRESHOLD), width="stretch")  # fmt: skip
 
     return cached_run(emergence.NAME, cfg, label="Training", on_record=on_record)
 
@@ -422,10 +253,8 @@ def sweep_section() -> None:
     if local:
         note = "Its saved checkpoints are listed below."
     elif listed:
-        note = (
-            f"The model catalog lists its {len(listed)} hub checkpoints ({listed[0]} … {listed[-1]}); below is a "
-            f"log-spaced subset of {len(suggested)}. Edit it, or sweep them all."
-        )
+        note = (f"The model catalog lists its {len(listed)} hub checkpoints ({listed[0]} … {listed[-1]}); below is a "
+                f"log-spaced subset of {len(suggested)}. Edit it, or sweep them all.")  # fmt: skip
     else:
         note = "List hub revisions, e.g. Pythia step numbers: 0, 512, 1000, 2000, 4000, final."
     st.caption(f"Model: **{spec.name}**. {note}")
@@ -456,7 +285,7 @@ def sweep_section() -> None:
     if not points:
         return
     frame = sweep.sweep_frame(points, final=sweep.final_step(spec.name))
-    st.plotly_chart(sweep_figure(frame), width="stretch", key="induction_sweep_chart")
+    st.plotly_chart(figures.sweep_figure(frame), width="stretch", key="induction_sweep_chart")
     st.dataframe(frame, hide_index=True, width="stretch")
     st.download_button("Export sweep CSV", frame.to_csv(index=False).encode(), file_name="induction-sweep.csv",
                        mime="text/csv", key="induction_sweep_csv")  # fmt: skip
