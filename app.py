@@ -13,6 +13,7 @@ from probes.models import (
     ModelSpec,
     describe,
     local_revisions,
+    tuned_revisions,
 )
 
 PAGES = [
@@ -21,6 +22,7 @@ PAGES = [
     st.Page("pages/steering.py", title="Associative steering", icon=":material/tune:"),
     st.Page("pages/poisoned.py", title="Poisoned context", icon=":material/science:"),
     st.Page("pages/spectra.py", title="Optimizer spectra", icon=":material/equalizer:"),
+    st.Page("pages/compare.py", title="Compare runs", icon=":material/compare:", url_path="compare"),
 ]
 FAILED_STATE_KEY = "failed_model_load"
 DEVICES = ["auto", "cpu", "cuda", "mps"]
@@ -43,7 +45,7 @@ def model_picker() -> None:
     )
     if source == "Embedded organism":
         name = EMBEDDED_MODEL_NAME
-        revisions = ["(final)"] + local_revisions(EMBEDDED_MODEL_DIR)
+        revisions = ["(final)"] + local_revisions(EMBEDDED_MODEL_DIR) + tuned_revisions(EMBEDDED_MODEL_NAME)
         chosen = st.selectbox("Checkpoint", revisions, key="embedded_revision")
         revision = None if chosen == "(final)" else chosen
     else:

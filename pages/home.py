@@ -7,7 +7,10 @@ import json
 import streamlit as st
 
 from pages.common import export_buttons, get_store, run_caption, show_error
+from probes.figures.compare import check_same_probe, comparison_for, share_ids
 from probes.models import EMBEDDED_MODEL_DIR
+
+COMPARE_PAGE = "pages/compare.py"
 
 st.title("AssocLens")
 st.markdown(
@@ -51,9 +54,38 @@ st.dataframe(
 )
 
 labels = {
-    row.run_id: f"{row.run_id[:12]} · {row.probe} · {row.model_id} · {row.created_at:%Y-%m-%d %H:%M}"
+    row.run_id: f"{row.run_id[:12]} · {row.probe} · {row.model_id}"
+    f"{'@' + row.revision if isinstance(row.revision, str) else ''} · {row.created_at:%Y-%m-%d %H:%M}"
     for row in shown.itertuples()
 }
+pick, go = st.columns([5, 1], vertical_alignment="bottom")
+compare_selection = pick.multiselect(
+    "Select runs to compare",
+    list(labels),
+    format_func=labels.get,
+    key="history_compare",
+    placeholder="Two or more runs of one probe",
+    help="Their figures overlaid and their headline numbers side by side, on the Compare runs page.",
+    wrap=True,
+)
+compare_problem = None
+if len(compare_selection) >= 2:
+    try:
+        compare_probes = shown.set_index("run_id").loc[compare_selection, "probe"].tolist()
+        check_same_probe(compare_probes)
+        if comparison_for(compare_probes[0]) is None:
+            raise ValueError(f"Runs of the {compare_probes[0]!r} probe cannot be compared yet.")
+    except ValueError as error:
+        compare_problem = error
+        show_error(error)
+if go.button(
+    "Compare selected",
+    key="history_compare_go",
+    disabled=len(compare_selection) < 2 or compare_problem is not None,
+    width="stretch",
+):
+    st.switch_page(COMPARE_PAGE, query_params={"runs": ",".join(share_ids(compare_selection, runs["run_id"]))})
+
 selected = st.selectbox("Open a run", list(labels), format_func=labels.get, index=None, key="history_open")
 if selected:
     run = store.load(selected)
