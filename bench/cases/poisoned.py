@@ -10,6 +10,10 @@ Rows (throughput ratios: ratio = baseline_s / probe_s = probe items/s over basel
   baseline plus scoring) vs the same baseline: the pure cost of scoring on top of the forward.
 * `poisoned curve end to end` (not with --quick on big models): `probe.run` with its prompt building,
   tokenization, RW fit and bootstrap, vs the plain forward of the sequences it scores.
+* `poisoned judge-first curve` (not with --quick on big models): the curve with `judge_first` (the model writes its
+  judgement greedily, KV-cached and batched, before the answers are scored: how RW-Steering-tuned models are
+  measured) vs the plain curve; ratio = judge-first time / plain time (lower is better). On an untuned model the
+  judgement rarely ends early, so this is close to the worst case (every row generates its whole budget).
 
 The inputs are testbed-format items written in the model's own vocabulary (so every word is a real token).
 """
@@ -17,6 +21,7 @@ The inputs are testbed-format items written in the model's own vocabulary (so ev
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from bench.timing import comparison_row
 from probes.poisoned import CurveConfig, load_testbed, run
@@ -105,6 +110,16 @@ def rows(model, model_label: str, quick: bool) -> list[dict]:
                 repeats,
                 None,
                 higher_is_better=True,
+            )
+        )
+    if not (quick and big):
+        result.append(
+            comparison_row(
+                f"poisoned judge-first curve vs the plain curve ({label}; RW-Steering's after-curve)",
+                lambda: run(model, replace(cfg, judge_first=True), testbed),
+                lambda: run(model, cfg, testbed),
+                repeats,
+                None,
             )
         )
     for row in result:
