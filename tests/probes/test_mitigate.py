@@ -243,3 +243,27 @@ def test_cli_refuses_a_testbed_too_small_to_split(tmp_path, capsys) -> None:
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and "at least 20" in err[-1]
     assert not ResultStore(tmp_path / "s.duckdb").list_runs().size
+
+
+def test_chat_template_targets_and_judge_first_answers_follow_the_reply(chat_model_dir, tiny_testbed) -> None:
+    """With a chat template the judgement starts the assistant's reply and the answer follows it after a space, in
+    training targets and in the judge-first curve alike."""
+    from probes.models import load_tokenizer
+    from probes.poisoned import run
+    from probes.tiny import default_words
+
+    tokenizer = load_tokenizer(ModelSpec(name=str(chat_model_dir), device="cpu"))
+    cfg = replace(QUICK, chat_template="on")
+    split = rw.split_items(tiny_testbed, tokenizer, cfg)
+    prompting = Prompting(tokenizer, True, True, judge_first=True)
+    example = rw.Examples(split.train, prompting, 4, cfg).example(split.train[0], 1, "first")
+    reply = default_words(200)[151]
+    assert tokenizer.decode(list(example.prompt)).rstrip().endswith(reply)  # the prompt ends opening the reply
+    reference = tokenizer(" " + split.train[0].reference, add_special_tokens=False)["input_ids"]
+    assert list(example.target[-1 - len(reference) : -1]) == reference
+    model = load_model(ModelSpec(name=str(chat_model_dir), device="cpu"))
+    curve = CurveConfig(n_items=4, proportion_steps=2, max_items_per_category=2, n_bootstrap=0, chat_template="on")
+    plain, judged = run(model, curve, tiny_testbed), run(model, replace(curve, judge_first=True), tiny_testbed)
+    assert judged.prompt_format == "chat" and plain.example_prompt.endswith(reply)
+    assert judged.example_prompt.startswith(plain.example_prompt)  # the judgement follows the reply's opening
+    assert (judged.scores["judgement"] != "").all()
