@@ -6,7 +6,8 @@ import json
 
 import streamlit as st
 
-from pages.common import export_buttons, get_store, run_caption, show_error
+from pages.common import USER_ERRORS, export_buttons, get_store, run_caption, show_error
+from probes.cli.bundle import build_bundle
 from probes.figures.compare import check_same_probe, comparison_for, share_ids
 from probes.models import EMBEDDED_MODEL_DIR
 
@@ -98,6 +99,32 @@ if selected:
         st.markdown(f"**Table `{name}`** ({len(frame)} rows)")
         st.dataframe(frame.head(200), hide_index=True, width="stretch")
     export_buttons(run, key_prefix="history")
+    bundle_state = f"history_bundle_{run.run_id}"
+    if st.button(
+        "Bundle",
+        key="history_bundle",
+        help="A reproducible bundle: tables (Parquet, CSV), figures (HTML, PNG, SVG), provenance, inputs, the "
+        "command that recomputes the run and a manifest of sha256 digests, as one zip.",
+    ):
+        try:
+            with st.spinner("Building the bundle (figures are rendered by a headless browser)…"):
+                built = build_bundle(run, store)
+            for older in [key for key in st.session_state if str(key).startswith("history_bundle_")]:
+                del st.session_state[older]  # one bundle held in memory per session
+            st.session_state[bundle_state] = (built.name, built.zip(), built.messages)
+        except USER_ERRORS as error:
+            show_error(error)
+    if bundle_state in st.session_state:
+        bundle_name, bundle_zip, bundle_messages = st.session_state[bundle_state]
+        for message in bundle_messages:  # e.g. PNG/SVG skipped because no browser could start
+            st.warning(message)
+        st.download_button(
+            "Download bundle",
+            data=bundle_zip,
+            file_name=f"{bundle_name}.zip",
+            mime="application/zip",
+            key=f"history-bundle-{run.run_id[:12]}",
+        )
     if st.button("Delete this run", type="secondary", key="history_delete"):
         store.delete(selected)
         st.rerun()

@@ -1,14 +1,15 @@
-"""`python -m probes cache list|export|delete`: manage stored runs."""
+"""`python -m probes cache list|export|bundle|reproduce|delete`: manage stored runs (bundles: probes/cli/bundle.py)."""
 
 from __future__ import annotations
 
 import argparse
 
 from probes.cli import UserError, add_output_args, store_from_args
+from probes.cli.bundle import add_bundle_commands
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("cache", help="list, export or delete stored runs")
+    parser = subparsers.add_parser("cache", help="list, export, bundle, reproduce or delete stored runs")
     commands = parser.add_subparsers(dest="cache_command", required=True)
 
     listing = commands.add_parser("list", help="stored runs, newest first")
@@ -28,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     delete.add_argument("run_id")
     add_output_args(delete)
     delete.set_defaults(handler=delete_run)
+
+    add_bundle_commands(commands, add_output_args)  # bundle, reproduce (probes/cli/bundle.py)
 
 
 def list_runs(args: argparse.Namespace) -> dict:

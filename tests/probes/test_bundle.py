@@ -1,0 +1,266 @@
+"""Reproducible run bundles: `cache bundle` writes every listed file with a valid manifest, `cache reproduce`
+recomputes a run (from the store or a bundle) and matches it exactly on the CPU, the bundle's command gives the same
+run id, a tampered bundle is one clear error, and the stored run is never changed."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shlex
+import shutil
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import probes.bundle as pure
+from cache import Payload, ResultStore
+from probes.cli import main
+
+RUNS = {
+    "induction": ["induction", "scan", "--seq-len", "8", "--n-seqs", "2", "--seed", "3"],
+    "spectra-memory": ["spectra", "memory", "--k", "8", "--steps", "5", "--optimizers", "gd", "muon"],
+    "poisoned": ["poisoned", "curve", "--n-items", "4", "--steps", "2", "--max-items", "2", "--bootstrap", "0"],
+}
+STATIC_WORKS = importlib.util.find_spec("kaleido") is not None and pure.browser_path() is not None
+EVERY_BUNDLE_FILE = ("README.md", "provenance.json", "summary.json", "command.txt", "MANIFEST.json",
+                     "inputs/digests.json")  # fmt: skip
+
+
+def cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, dict | None, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, (json.loads(captured.out) if captured.out.strip() else None), captured.err
+
+
+def stored_run(capsys: pytest.CaptureFixture, probe: str) -> str:
+    code, out, err = cli(capsys, *RUNS[probe], "--json")
+    assert code == 0, err
+    return out["run_id"]
+
+
+def snapshot(store: ResultStore, run_id: str) -> tuple:
+    run = store.load(run_id)
+    return run.created_at, run.duration_s, {name: frame.copy() for name, frame in run.tables.items()}
+
+
+def assert_unchanged(store: ResultStore, run_id: str, before: tuple) -> None:
+    after = snapshot(store, run_id)
+    assert after[:2] == before[:2]
+    assert list(after[2]) == list(before[2])
+    for name, frame in before[2].items():
+        pd.testing.assert_frame_equal(after[2][name], frame)
+
+
+def fail_static(figures, names):
+    raise RuntimeError("BrowserFailedError: no browser could be started")
+
+
+@pytest.mark.parametrize("probe", list(RUNS))
+def test_bundle_reproduce_and_command(
+    probe: str, capsys: pytest.CaptureFixture, store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = stored_run(capsys, probe)
+    store = ResultStore(store_path)
+    run = store.load(run_id)
+    before = snapshot(store, run_id)
+
+    code, out, err = cli(capsys, "cache", "bundle", run_id[:10], "--out", str(tmp_path / "out"), "--json")
+    assert code == 0, err
+    folder = Path(out["bundle"])
+    assert folder.name == f"{probe}-{run_id[:12]}"
+    files = pure.read_bundle(folder)
+    for name in EVERY_BUNDLE_FILE:
+        assert files.get(name), name
+    for table in run.tables:
+        assert pd.read_parquet(folder / "tables" / f"{table}.parquet").equals(run.tables[table])
+        assert (folder / "tables" / f"{table}.csv").stat().st_size > 0
+    html = sorted(name for name in files if name.endswith(".html"))
+    assert html and all(b"plotly" in files[name].lower() for name in html)
+    if STATIC_WORKS:
+        assert out["static_export"] == "written" and out["messages"] == []
+        for page in html:
+            png, svg = files[page.replace(".html", ".png")], files[page.replace(".html", ".svg")]
+            assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
+            assert svg.lstrip().startswith(b"<svg") and len(svg) > 1000
+    manifest = json.loads(files["MANIFEST.json"])["files"]
+    assert set(manifest) == set(files) - {"MANIFEST.json"}
+    pure.verify_manifest(files)
+    provenance = json.loads(files["provenance.json"])
+    assert provenance["run_id"] == run_id and provenance["config"] == run.config
+    assert {"python", "platform", "torch"} <= set(provenance["machine"])
+    assert json.loads(files["inputs/digests.json"])["input_digest"] == run.input_digest
+    if probe == "poisoned":
+        assert "inputs/testbed/testbed.json" in files
+    if probe != "spectra-memory":
+        assert provenance["model_content_digest"]  # verified through the rebuilt key
+
+    for target in (str(folder), run_id[:10]):  # from the bundle, then from the store
+        code, report, err = cli(capsys, "cache", "reproduce", target, "--json")
+        assert code == 0, err
+        assert report["match"] and report["same_run_id"], report
+        assert report["tolerance"]["rtol"] == 0.0 and report["tolerance"]["atol"] == 0.0  # exact on the CPU
+        assert {table["table"] for table in report["tables"]} == set(run.tables)
+        assert all(table["match"] for table in report["tables"])
+        assert all(diff == 0.0 for table in report["tables"] for diff in table["max_abs_diff"].values())
+    assert_unchanged(store, run_id, before)
+    assert store.list_runs()["run_id"].tolist().count(run_id) == 1
+
+    command = (folder / "command.txt").read_text().strip()
+    argv = shlex.split(command)
+    assert argv[:3] == ["python", "-m", "probes"] and argv[-1] == "--json"
+    monkeypatch.setenv("ASSOCLENS_DB", str(tmp_path / "fresh.duckdb"))  # recompute, not served from the store
+    monkeypatch.chdir(folder)  # input paths in the command are relative to the bundle
+    code, recomputed, err = cli(capsys, *argv[3:])
+    assert code == 0, err
+    assert recomputed["run_id"] == run_id and recomputed["cached"] is False
+
+
+def test_zip_bundle_and_tampering(
+    capsys: pytest.CaptureFixture, store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pure, "static_export", fail_static)  # keep it fast; static export is tested above
+    run_id = stored_run(capsys, "induction")
+    store = ResultStore(store_path)
+    before = snapshot(store, run_id)
+    code, out, _ = cli(capsys, "cache", "bundle", run_id, "--out", str(tmp_path / "zips"), "--zip", "--json")
+    assert code == 0 and out["bundle"].endswith(".zip")
+    code, out, _ = cli(capsys, "cache", "bundle", run_id, "--out", str(tmp_path / "dirs"), "--json")
+    folder = Path(out["bundle"])
+    (folder / "figures" / "stale.png").write_bytes(b"old")
+    code, again, _ = cli(capsys, "cache", "bundle", run_id, "--out", str(tmp_path / "dirs"), "--json")
+    assert code == 0 and again["bundle"] == str(folder) and not (folder / "figures" / "stale.png").exists()
+    pure.verify_manifest(pure.read_bundle(folder))  # an earlier bundle of the run is replaced whole
+
+    def tampered(name: str, change) -> Path:
+        copy = tmp_path / f"copy-{name.replace('/', '-')}" / folder.name
+        shutil.copytree(folder, copy)
+        change(copy / name)
+        return copy
+
+    def flip_byte(path: Path) -> None:
+        content = bytearray(path.read_bytes())
+        content[len(content) // 2] ^= 0x01
+        path.write_bytes(bytes(content))
+
+    cases = [
+        (tampered("tables/head_scores.csv", flip_byte), "tables/head_scores.csv", "altered"),
+        (tampered("tables/top_heads.parquet", flip_byte), "tables/top_heads.parquet", "altered"),
+        (tampered("tables/loss_by_position.parquet", Path.unlink), "tables/loss_by_position.parquet", "missing"),
+        (tampered("provenance.json", Path.unlink), "provenance.json", "missing"),
+    ]
+    zipped = tmp_path / "altered.zip"
+    with zipfile.ZipFile(out_zip := Path(tmp_path / "zips" / f"{folder.name}.zip")) as source:
+        with zipfile.ZipFile(zipped, "w") as target:
+            for item in source.infolist():
+                content = source.read(item)
+                if item.filename.endswith("head_scores.csv"):
+                    content = content.replace(b"0", b"1", 1)
+                target.writestr(item, content)
+    cases.append((zipped, "tables/head_scores.csv", "altered"))
+    for path, name, word in cases:
+        code, report, err = cli(capsys, "cache", "reproduce", str(path), "--json")
+        assert code == 2 and report is None
+        assert err.count("\n") == 1 and err.startswith("error: ")
+        assert name in err and word in err, err
+    code, report, err = cli(capsys, "cache", "reproduce", str(out_zip), "--json")
+    assert code == 0 and report["match"], err
+    assert_unchanged(store, run_id, before)
+
+
+def test_bundle_without_a_browser_still_writes_html_and_says_why(
+    capsys: pytest.CaptureFixture, store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pure, "static_export", fail_static)
+    run_id = stored_run(capsys, "spectra-memory")
+    code, out, err = cli(capsys, "cache", "bundle", run_id, "--out", str(tmp_path), "--json")
+    assert code == 0
+    assert out["static_export"] == "skipped"
+    [message] = out["messages"]
+    assert message.startswith("PNG/SVG figures skipped") and "no browser could be started" in message
+    assert f"warning: {message}" in err
+    files = pure.read_bundle(out["bundle"])
+    assert any(name.endswith(".html") for name in files)
+    assert not any(name.endswith((".png", ".svg")) for name in files)
+    assert "PNG/SVG figures skipped" in files["README.md"].decode()
+    assert json.loads(files["provenance.json"])["static_export"]["skipped"] == message
+    pure.verify_manifest(files)
+
+
+def test_user_testbed_not_stored_is_said_and_can_be_given(
+    capsys: pytest.CaptureFixture, store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from probes.poisoned.testbed import EMBEDDED_TESTBED
+
+    monkeypatch.setattr(pure, "static_export", fail_static)
+    data = json.loads(EMBEDDED_TESTBED.read_text())
+    upload = tmp_path / "mine.json"
+    upload.write_text(json.dumps(data[:-1]))  # another testbed: one item fewer, another file name
+    code, out, err = cli(capsys, *RUNS["poisoned"], "--testbed", str(upload), "--json")
+    assert code == 0, err
+    run_id = out["run_id"]
+    kept = tmp_path / "kept.json"
+    shutil.move(upload, kept)
+
+    code, report, err = cli(capsys, "cache", "reproduce", run_id, "--json")
+    assert code == 2 and report is None and err.count("\n") == 1
+    assert "testbed is not stored" in err and "--testbed" in err
+    code, report, err = cli(capsys, "cache", "reproduce", run_id, "--testbed", str(kept), "--json")
+    assert code == 0 and report["match"], err  # found under the run's category name ("mine")
+    code, out, err = cli(capsys, "cache", "bundle", run_id, "--out", str(tmp_path / "b"), "--json")
+    assert code == 0 and out["command"] is None  # the upload is not stored: no inputs, no command
+    assert "testbed is not stored" in " ".join(out["messages"])
+
+
+def test_a_hub_model_that_is_not_here_is_one_clear_message(
+    capsys: pytest.CaptureFixture, store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from probes.induction import scores
+    from probes.models import ModelSpec
+    from probes.wiring import Request
+
+    monkeypatch.setattr(pure, "static_export", fail_static)
+    key = Request(scores.NAME, scores.ScanConfig(), ModelSpec("EleutherAI/pythia-70m")).key()
+    table = pd.DataFrame({"layer": [0], "head": [0], "induction": [0.5]})
+    ResultStore(store_path).put(key, Payload({"head_scores": table}, device="cpu", dtype="float32"), 1.0)
+    code, report, err = cli(capsys, "cache", "reproduce", key.run_id()[:8], "--json")
+    assert code == 2 and report is None
+    assert err.count("\n") == 1 and "EleutherAI/pythia-70m is not available here" in err
+    code, out, err = cli(capsys, "cache", "bundle", key.run_id()[:8], "--out", str(tmp_path), "--json")
+    assert code == 0  # a bundle is still written: the command line needs no model
+    assert out["command"].startswith("python -m probes induction scan --model=EleutherAI/pythia-70m")
+
+
+def test_short_or_unknown_run_id(capsys: pytest.CaptureFixture, store_path: Path, tmp_path: Path) -> None:
+    for token in ("abc", "deadbeefdeadbeef"):
+        code, _, err = cli(capsys, "cache", "bundle", token, "--out", str(tmp_path), "--json")
+        assert code == 2 and err.count("\n") == 1
+
+
+# --- the pure parts ---------------------------------------------------------------------------------------
+
+
+def test_command_argv_refuses_a_config_the_cli_cannot_set() -> None:
+    from probes.spectra.memory import MemoryConfig
+
+    config = json.loads(json.dumps(MemoryConfig().__dict__))
+    assert pure.command_argv("spectra-memory", config, "x", None)[:2] == ["spectra", "memory"]
+    with pytest.raises(pure.BundleError, match="adam_beta1"):
+        pure.command_argv("spectra-memory", {**config, "adam_beta1": 0.5}, "x", None)
+    with pytest.raises(pure.BundleError, match="no one-run CLI command"):
+        pure.command_argv("poisoned-explore", {}, "x", None)
+
+
+def test_compare_tables_reports_max_difference_and_tolerance() -> None:
+    stored = {"t": pd.DataFrame({"x": [1.0, 2.0, float("nan")], "name": ["a", "b", "c"], "seconds": [1.0, 2.0, 3.0]})}
+    nudged = {"t": stored["t"].assign(x=[1.0, 2.0 + 1e-9, float("nan")], seconds=[9.0, 9.0, 9.0])}
+    [exact] = pure.compare_tables(stored, nudged, **pure.EXACT)
+    assert not exact["match"] and exact["mismatched"] == ["x"]
+    assert exact["max_abs_diff"]["x"] == pytest.approx(1e-9, rel=1e-3)
+    assert exact["timing_columns"] == ["seconds"]  # wall-clock columns never decide
+    [loose] = pure.compare_tables(stored, nudged, **pure.LOOSE)
+    assert loose["match"]
+    [renamed] = pure.compare_tables(stored, {"t": stored["t"].assign(name=["a", "b", "d"])}, **pure.LOOSE)
+    assert renamed["mismatched"] == ["name"]
+    assert pure.tolerance_for("cpu", "cpu") == pure.EXACT and pure.tolerance_for("cuda", "cuda") == pure.LOOSE
