@@ -5,11 +5,12 @@
   model) and the probe's inputs. It produces the run key, so the same request gives the same key from any caller.
 * `lookup(store, request)`: the stored run, or None. `run(store, request, ...)`: serve from the store, or load the
   model, compute while holding it exclusively (`probes.models.exclusive`: no other session's hooks meet this run's
-  forward passes), store and return the run.
+  forward passes), store and return the run. Its two halves are `compute_payload` (computes, touches no store: what
+  a Ray worker runs) and `store_payload` (the driver's write); `probes/executors.py` runs many requests with them.
 
 Configs arrive with their defaults resolved (`VectorConfig.resolved`, `SweepConfig.resolved`), because the key
-describes the config. This module and `probes/cli/` are the only places in `probes/` that import `cache/`; the
-computation modules stay pure.
+describes the config. This module, `probes/executors.py` and `probes/cli/` are the only places in `probes/` that import
+`cache/`; the computation modules stay pure.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
-from cache import ResultStore, RunKey, StoredRun, digest_json, payload_from
+from cache import Payload, ResultStore, RunKey, StoredRun, digest_json, payload_from
 from probes import poisoned, spectra, steering
 from probes.induction import attention, emergence, scores
 from probes.models import ModelSpec, describe, exclusive, load_model, load_tokenizer, model_identity, tuned_folder
@@ -186,10 +187,31 @@ def run(
     key = request.key()
     if not refresh and (found := store.get(key)) is not None:
         return found
+    payload, duration_s = compute_payload(request, load, progress, on_record, run_id=key.run_id())
+    return store.put(key, payload, duration_s=duration_s)
+
+
+def compute_payload(
+    request: Request,
+    load: Callable[[ModelSpec], object] = load_model,
+    progress: Progress | None = None,
+    on_record: OnRecord | None = None,
+    run_id: str | None = None,
+) -> tuple[Payload, float]:
+    """Compute the request without touching the store -> (payload, seconds it took).
+
+    What a Ray worker runs: it never sees DuckDB, the driver stores the payload (`store_payload`). `run_id` is the
+    request's run id when the caller already has it (else it is computed from the request)."""
     report = progress or (lambda fraction, message="": None)
     started = time.perf_counter()
-    payload = _compute(request, key.run_id(), load, report, on_record)
-    return store.put(key, payload, duration_s=time.perf_counter() - started)
+    payload = _compute(request, run_id or request.key().run_id(), load, report, on_record)
+    return payload, time.perf_counter() - started
+
+
+def store_payload(store: ResultStore, request: Request | RunKey, payload: Payload, duration_s: float) -> StoredRun:
+    """Store a payload computed elsewhere (`compute_payload`, maybe on another machine) under the request's key."""
+    key = request if isinstance(request, RunKey) else request.key()
+    return store.put(key, payload, duration_s=duration_s)
 
 
 def _compute(request: Request, run_id: str, load, progress: Progress, on_record: OnRecord | None):

@@ -3,7 +3,9 @@
 Each module in this package exposes `register(subparsers)`, adding its commands; a command's handler takes the
 parsed arguments and returns a JSON-able dict (printed as exactly one JSON object with `--json`, as readable text
 otherwise). Errors a user can cause raise `UserError` (or `ModelLoadError`/`StoreError`) and end the process with
-exit code 2 and one line on stderr. Progress goes to stderr through tqdm.
+exit code 2 and one line on stderr. Progress goes to stderr through tqdm. Commands that fan out into several runs
+(`add_executor_args`, `run_requests`) run them locally or on Ray; when some of them fail, the result lists them
+under `failures` (one stderr line each) and the exit code is 1.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable, Iterator
 
 from cache import ResultStore, StoredRun, StoreError
 from probes import wiring
+from probes.executors import BatchResult, ExecutorError, make_executor
 from probes.models import EMBEDDED_MODEL_NAME, ModelLoadError, ModelSpec
 from probes.tokens import CHAT_MODES
 from probes.wiring import REGISTRY, Request
@@ -50,6 +53,43 @@ def add_output_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     parser.add_argument("--db", default=None, help="result database path (default: $ASSOCLENS_DB or .assoclens/)")
     parser.add_argument("--no-cache", action="store_true", help="recompute even when a cached run exists")
+
+
+def add_executor_args(parser: argparse.ArgumentParser, tasks: str) -> None:
+    """`--executor local|ray`, `--ray-address`, `--workers` for commands that fan out into several runs."""
+    group = parser.add_argument_group("execution", f"how the runs are computed; {tasks}")
+    group.add_argument("--executor", choices=("local", "ray"), default="local",
+                       help="local: one after another in this process; ray: on Ray workers (pip install -r "
+                            "requirements-ray.txt), results still stored by this process")  # fmt: skip
+    group.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                       help="join the Ray cluster at HOST:PORT (`ray start --head` prints it; implies --executor "
+                            "ray); default: start a local Ray")  # fmt: skip
+    group.add_argument("--workers", type=int, default=2, help="Ray workers (one actor each, model kept across tasks)")
+
+
+def run_requests(args: argparse.Namespace, requests: list[Request], description: str) -> BatchResult:
+    """Run `requests` on the executor the arguments name: stored runs are served, the rest computed and stored by
+    this process, each failure listed with its reason (the others go on)."""
+    progress, close = tqdm_progress(description)
+    try:
+        executor = make_executor(getattr(args, "executor", "local"), getattr(args, "ray_address", None),
+                                 getattr(args, "workers", 2))  # fmt: skip
+        try:
+            return executor.run_all(store_from_args(args), requests, progress=progress,
+                                    refresh=getattr(args, "no_cache", False))  # fmt: skip
+        finally:
+            executor.close()
+    except ExecutorError as error:
+        raise UserError(str(error)) from None
+    finally:
+        close()
+
+
+def report_failures(batch: BatchResult) -> list[dict]:
+    """Each failure as one stderr line and as JSON-able dicts (for the command's `failures`)."""
+    for failure in batch.failures:
+        print(f"failed: {failure.request}: {failure.reason}", file=sys.stderr)
+    return [failure.as_dict() for failure in batch.failures]
 
 
 def spec_from_args(args: argparse.Namespace) -> ModelSpec:
@@ -146,10 +186,10 @@ def main(argv: list[str] | None = None) -> int:
         print("error: out of memory; try a smaller model, shorter inputs or a smaller batch", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted; nothing partial was stored", file=sys.stderr)
+        print("error: interrupted; runs finished before it are stored, nothing partial", file=sys.stderr)
         return 130
     emit(result, args.json)
-    return 0
+    return 1 if isinstance(result, dict) and result.get("failures") else 0  # some runs failed, the others stored
 
 
 def _one_line(error: BaseException) -> str:
@@ -160,11 +200,14 @@ def _one_line(error: BaseException) -> str:
 __all__ = [
     "UserError",
     "add_chat_template_arg",
+    "add_executor_args",
     "add_model_args",
     "add_output_args",
     "emit",
     "main",
+    "report_failures",
     "run_probe",
+    "run_requests",
     "spec_from_args",
     "store_from_args",
     "tqdm_progress",

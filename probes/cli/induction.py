@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import argparse
 
+from cache import StoredRun
 from probes.cli import (
     UserError,
+    add_executor_args,
     add_model_args,
     add_output_args,
+    report_failures,
     run_probe,
+    run_requests,
     spec_from_args,
 )
 from probes.induction import attention, emergence, scores, sweep
 from probes.models import ModelSpec
-from probes.wiring import result_of
+from probes.wiring import Request, result_of
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                "saved revisions plus the final model")  # fmt: skip
     add_scan_args(sweeping)
     add_output_args(sweeping)
+    add_executor_args(sweeping, "one task per checkpoint (checkpoints already stored are served, not recomputed)")
     sweeping.set_defaults(handler=sweep_command)
 
     text = commands.add_parser("attention", help="one head's attention pattern on your text")
@@ -116,13 +121,19 @@ def sweep_command(args: argparse.Namespace) -> dict:
     revisions = sweep.parse_revisions(args.revisions) if args.revisions else sweep.default_revisions(base.name)
     if not revisions:
         raise UserError("No checkpoints to sweep.")
-    points = []
-    for revision in revisions:
-        spec = ModelSpec(base.name, revision, base.device, base.dtype, base.trust_remote_code)
-        run = run_probe(args, scores.NAME, cfg, spec=spec)
-        points.append(sweep.SweepPoint(revision, sweep.revision_step(revision), run.run_id, result_of(run)))
+    specs = [ModelSpec(base.name, revision, base.device, base.dtype, base.trust_remote_code) for revision in revisions]
+    batch = run_requests(args, [Request(scores.NAME, cfg, spec) for spec in specs], "induction sweep")
+    failures = report_failures(batch)
+    if not batch.runs:
+        raise UserError(f"No checkpoint could be scanned; {batch.failures[0].request}: {batch.failures[0].reason}")
+    points = [
+        sweep.SweepPoint(revision, sweep.revision_step(revision), run.run_id, result_of(run))
+        for revision, run in zip(revisions, batch.outcomes, strict=True)
+        if isinstance(run, StoredRun)
+    ]
     frame = sweep.sweep_frame(points, final=sweep.final_step(base.name))
-    return {"model": base.name, "checkpoints": frame.to_dict(orient="records")}
+    output = {"model": base.name, "checkpoints": frame.to_dict(orient="records")}
+    return {**output, "failures": failures} if failures else output
 
 
 def attention_command(args: argparse.Namespace) -> dict:

@@ -23,9 +23,12 @@ from probes import wiring
 from probes.cli import (
     UserError,
     add_chat_template_arg,
+    add_executor_args,
     add_model_args,
     add_output_args,
+    report_failures,
     run_probe,
+    run_requests,
     spec_from_args,
     store_from_args,
     tqdm_progress,
@@ -54,7 +57,7 @@ from probes.poisoned.testbed import (
     default_testbed_path,
 )
 from probes.steering import VECTORS_NAME, SteeringVectors
-from probes.wiring import result_of
+from probes.wiring import Request, result_of
 
 DEFAULT_TESTBED = EMBEDDED_TESTBED  # the organism's (the default model's) built-in testbed
 MAX_RW_POINTS = 10_000
@@ -107,6 +110,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     curve.add_argument("--generate", type=int, default=0, help="contexts to generate a greedy answer for")
     curve.add_argument("--seed", type=int, default=defaults.seed)
     add_output_args(curve)
+    add_executor_args(
+        curve,
+        "one task per steering strength (--steer with several --strength values); a curve without --steer is one "
+        "task: its items share one bootstrap and one RW fit, so it is not split into shards of items",
+    )
     curve.set_defaults(handler=curve_command)
 
     mitigate = commands.add_parser(
@@ -297,21 +305,32 @@ def curve_command(args: argparse.Namespace) -> dict:
         "items": len(testbed.items),
         "skipped": len(testbed.skipped),
     }
+    spec = spec_from_args(args)
     if vectors is None:
-        return {**curve_output(run_probe(args, NAME, cfg, testbed)), "testbed": described}
+        return {**curve_output(one_run(run_requests(args, [Request(NAME, cfg, spec, testbed)], NAME))),
+                "testbed": described}  # fmt: skip
+    inputs = [SteeredTestbed(testbed, Steer(vectors, strength)) for strength in steer_strengths]
+    batch = run_requests(args, [Request(NAME, cfg, spec, steered) for steered in inputs], NAME)
+    failures = report_failures(batch)
+    if not batch.runs:
+        raise UserError(f"No curve could be computed; {batch.failures[0].reason}")
     curves = []
-    for strength in steer_strengths:
-        stored = run_probe(args, NAME, cfg, SteeredTestbed(testbed, Steer(vectors, strength)))
+    for stored in batch.runs:
         output = curve_output(stored)
         output["steer"] = {"vector_run_id": vector_run_id, **output["steer"]}
         curves.append(output)
-    if len(curves) == 1:
+    if len(curves) == 1 and not failures:
         return {**curves[0], "testbed": described}
-    return {
-        "steer": {"vector_run_id": vector_run_id, "strengths": steer_strengths},
-        "curves": curves,
-        "testbed": described,
-    }
+    done = [curve["steer"]["strength"] for curve in curves]
+    output = {"steer": {"vector_run_id": vector_run_id, "strengths": done}, "curves": curves, "testbed": described}
+    return {**output, "failures": failures} if failures else output
+
+
+def one_run(batch):
+    """The only run of a one-request batch; its failure as the command's error."""
+    if batch.failures:
+        raise UserError(batch.failures[0].reason)
+    return batch.runs[0]
 
 
 def curve_output(stored) -> dict:

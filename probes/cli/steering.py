@@ -17,10 +17,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from probes.cli import UserError, add_chat_template_arg, add_model_args, add_output_args, run_probe, spec_from_args
-from probes.models import layer_count
+from cache import StoredRun
+from probes.cli import (
+    UserError,
+    add_chat_template_arg,
+    add_executor_args,
+    add_model_args,
+    add_output_args,
+    report_failures,
+    run_probe,
+    run_requests,
+    spec_from_args,
+)
+from probes.induction.sweep import parse_revisions
+from probes.models import ModelSpec, layer_count
 from probes.steering import (
     NAME,
     VECTORS_NAME,
@@ -33,7 +46,7 @@ from probes.steering import (
 )
 from probes.steering.prompts import ORGANISM_ASSOCIATIVE_SETS, default_prompt_sets, default_sets_kind, parse_lines
 from probes.steering.vectors import STRENGTH_UNITS
-from probes.wiring import SweepInputs, result_of
+from probes.wiring import Request, SweepInputs, result_of
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -64,7 +77,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="steer this many last prompt tokens (and every generated token)",
     )
     sweep.add_argument("--no-random-baseline", action="store_true", help="skip the matched-norm random vector")
+    sweep.add_argument(
+        "--revisions",
+        default=None,
+        help="comma-separated checkpoints to sweep, each with its own vector (e.g. step-250,step-750,final); "
+        "prints {sweeps: [...]} with one object per revision",
+    )
     add_output_args(sweep)
+    add_executor_args(
+        sweep,
+        "one task per model revision (a sweep's strengths share its strength-0 reference and random baseline, so "
+        "they are one run, not one task each)",
+    )
     sweep.set_defaults(handler=sweep_command)
 
 
@@ -153,9 +177,9 @@ def prompt_sets_kind(args: argparse.Namespace) -> str:
     return default_sets_kind(spec_from_args(args))
 
 
-def vector_config_from_args(args: argparse.Namespace) -> VectorConfig:
+def vector_config_from_args(args: argparse.Namespace, resolve: bool = True) -> VectorConfig:
     """The request's config with defaults resolved for the model, so it keys the same run as the page."""
-    return VectorConfig(
+    cfg = VectorConfig(
         layers=_numbers(args.layers, int),
         top_n_pairs=args.n_pairs,
         pairing=args.pairing,
@@ -163,7 +187,8 @@ def vector_config_from_args(args: argparse.Namespace) -> VectorConfig:
         relative_norm=args.relative_norm,
         seed=args.seed,
         chat_template=args.chat_template,
-    ).resolved(layer_count(spec_from_args(args)))
+    )
+    return cfg.resolved(layer_count(spec_from_args(args))) if resolve else cfg
 
 
 def obtain_vectors(args: argparse.Namespace, sets: PromptSets) -> tuple[SteeringVectors, str | None]:
@@ -217,17 +242,50 @@ def sweep_config_from_args(args: argparse.Namespace) -> SweepConfig:
 
 
 def sweep_command(args: argparse.Namespace) -> dict:
+    """One sweep per model revision (`--revisions`; default the one --revision): the vector of each revision is
+    built (or served) first, then the sweeps; both stages run on the executor the arguments name, one task per
+    revision (a sweep's strengths share its strength-0 reference and random baseline, so they stay one run)."""
     sets = prompt_sets_from_args(args)
     requested = sweep_config_from_args(args)
-    vectors, vector_run = obtain_vectors(args, sets)
-    cfg = requested.resolved(vectors.layers)
-    run = run_probe(args, NAME, cfg, SweepInputs(vectors, sets))
-    for warning in run.summary.get("warnings", []):
-        print(f"warning: {warning}", file=sys.stderr)
-    return {
-        **run.summary,
-        "run_id": run.run_id,
-        "vector_run_id": vector_run,
-        "cached": run.cached,
-        "prompt_sets": prompt_sets_kind(args),
-    }
+    base = spec_from_args(args)
+    revisions = parse_revisions(args.revisions) if args.revisions else [base.revision]
+    specs = [replace(base, revision=revision) for revision in dict.fromkeys(revisions)]
+    failures: list[dict] = []
+    if getattr(args, "vector", None):
+        saved = obtain_vectors(args, sets)
+        vectors = {spec: saved for spec in specs}
+    else:
+        vector_requests = [Request(VECTORS_NAME, vector_config(args, spec), spec, sets) for spec in specs]
+        built = run_requests(args, vector_requests, VECTORS_NAME)
+        failures += report_failures(built)
+        vectors = {
+            spec: (result_of(run).vectors, run.run_id)
+            for spec, run in zip(specs, built.outcomes, strict=True)
+            if isinstance(run, StoredRun)
+        }
+    ready = [spec for spec in specs if spec in vectors]
+    sweep_requests = [
+        Request(NAME, requested.resolved(vectors[spec][0].layers), spec, SweepInputs(vectors[spec][0], sets))
+        for spec in ready
+    ]
+    swept = run_requests(args, sweep_requests, NAME) if sweep_requests else None
+    failures += report_failures(swept) if swept else []
+    outputs = []
+    for spec, run in zip(ready, swept.outcomes if swept else [], strict=True):
+        if not isinstance(run, StoredRun):
+            continue
+        for warning in run.summary.get("warnings", []):
+            print(f"warning: {warning}", file=sys.stderr)
+        described = {"run_id": run.run_id, "vector_run_id": vectors[spec][1], "cached": run.cached}
+        where = {"prompt_sets": prompt_sets_kind(args), "model": spec.name, "revision": spec.revision}
+        outputs.append({**run.summary, **described, **where})
+    if not outputs:
+        raise UserError(f"No sweep could be computed; {failures[0]['request']}: {failures[0]['reason']}")
+    if len(specs) == 1 and not failures:
+        return {key: value for key, value in outputs[0].items() if key not in ("model", "revision")}
+    return {"sweeps": outputs, "failures": failures} if failures else {"sweeps": outputs}
+
+
+def vector_config(args: argparse.Namespace, spec: ModelSpec) -> VectorConfig:
+    """`vector_config_from_args` for one revision of the model (its layer count may differ)."""
+    return vector_config_from_args(args, resolve=False).resolved(layer_count(spec))
