@@ -16,6 +16,7 @@ from pages.common import (
     run_caption,
     show_error,
 )
+from probes import references as published
 from probes.defaults import ENGLISH_DATA_DIR, organism_data_dir, uses_english_defaults
 from probes.figures import induction as figures
 from probes.induction import attention, emergence, scores, sweep
@@ -25,8 +26,21 @@ from probes.wiring import result_of
 START_LABEL = "Start training"
 SWEEP_LABEL = "Run sweep"
 
+
+def apply_preset() -> None:
+    """On choosing a paper's settings: fill the widgets (this callback runs before they are drawn)."""
+    st.session_state.update(published.preset_state("induction", st.session_state.get("induction-preset")))
+
+
 st.title("Induction heads")
 about_box(*figures.about_text(emergence.PHASE_THRESHOLDS["repeat"], emergence.PHASE_THRESHOLDS["bursty"]))
+left, right = st.columns([2, 1], vertical_alignment="bottom")
+preset = left.selectbox("Paper settings", published.preset_options("induction"), key="induction-preset",
+                        on_change=apply_preset)  # fmt: skip
+shown = right.toggle("Show published reference values", value=True, key="induction-references")
+for note in published.preset_notes("induction", preset):
+    st.info(note)
+references = published.load_references() if shown else None
 
 scan_tab, emergence_tab, sweep_tab = st.tabs(["Scan", "Emergence", "Checkpoint sweep"])
 
@@ -202,7 +216,7 @@ def emergence_section() -> None:
     result: emergence.EmergenceResult = result_of(stored)
     phase = result.phase_change_step
     chart.plotly_chart(figures.emergence_figure(result.to_frame(), cfg.task, phase, cfg.steps, cfg.n_heads,
-                                                emergence.PHASE_THRESHOLD), width="stretch",
+                                                emergence.PHASE_THRESHOLD, references), width="stretch",
                        key="induction_emergence_chart")  # fmt: skip
     run_caption(stored)
     final = result.final
@@ -236,8 +250,9 @@ def train_live(cfg: emergence.TrainConfig, chart):
 
     def on_record(record: dict) -> None:
         records.append(record)
-        chart.plotly_chart(figures.emergence_figure(pd.DataFrame(records), cfg.task, None, cfg.steps, cfg.n_heads,
-                                                    emergence.PHASE_THRESHOLD), width="stretch")  # fmt: skip
+        live = figures.emergence_figure(pd.DataFrame(records), cfg.task, None, cfg.steps, cfg.n_heads,
+                                        emergence.PHASE_THRESHOLD, references)  # fmt: skip
+        chart.plotly_chart(live, width="stretch")
 
     return cached_run(emergence.NAME, cfg, label="Training", on_record=on_record)
 

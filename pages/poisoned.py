@@ -14,13 +14,21 @@ from pages.poisoned_tabs.curves import curves_tab
 from pages.poisoned_tabs.explore import explore_tab
 from pages.poisoned_tabs.inputs import read_testbed
 from pages.poisoned_tabs.mitigate import mitigate_tab
+from probes import references as published
 
-# The tabs, in order: (label, function drawing the tab from the chosen testbed, None when there is none).
+# The tabs, in order: (label, function drawing the tab from the chosen testbed, None when there is none, and the
+# published references to draw, None when hidden).
 TABS = [
     ("Curves", curves_tab),
-    ("Explore one context", explore_tab),
+    ("Explore one context", lambda testbed, _references: explore_tab(testbed)),
     ("Mitigate (RW-Steering)", mitigate_tab),
 ]
+
+
+def apply_preset() -> None:
+    """On choosing a paper's settings: fill the widgets (this callback runs before they are drawn)."""
+    st.session_state.update(published.preset_state("poisoned", st.session_state.get("poisoned-preset")))
+
 
 st.title("Poisoned context (Rescorla-Wagner)")
 about_box(
@@ -40,7 +48,14 @@ about_box(
     "context, n is lowered and a notice says so.",
 )
 
+left, right = st.columns([2, 1], vertical_alignment="bottom")
+preset = left.selectbox("Paper settings", published.preset_options("poisoned"), key="poisoned-preset",
+                        on_change=apply_preset)  # fmt: skip
+shown = right.toggle("Show published reference values", value=True, key="poisoned-references")
+for note in published.preset_notes("poisoned", preset):
+    st.info(note)
+references = published.load_references() if shown else None
 testbed = read_testbed()
 for tab, (_, draw) in zip(st.tabs([label for label, _ in TABS]), TABS, strict=True):
     with tab:
-        draw(testbed)
+        draw(testbed, references)

@@ -12,6 +12,7 @@ from pages.common import (
     export_buttons,
     run_caption,
 )
+from probes import references as published
 from probes.figures import spectra as figures
 from probes.models import EMBEDDED_MODEL_NAME, ModelLoadError, ModelSpec, local_folder, local_revisions
 from probes.spectra import memory, transformer, weights
@@ -115,7 +116,7 @@ def memory_metrics_table(result: memory.MemoryResult) -> None:
     st.caption("Final-step values except balance. Isotropy columns describe W after the last step.")
 
 
-def memory_section() -> None:
+def memory_section(references: dict | None) -> None:
     st.markdown("The paper's model: **softmax(Ẽᵀ W E_k)**, W₀ = 0, heavy-tailed classes, trained side by side.")
     cfg = memory_settings()
     run = cached_run(memory.NAME, cfg, label="Training the associative memory")
@@ -126,6 +127,7 @@ def memory_section() -> None:
     memory_metrics_table(result)
     classes_figure = figures.class_probability_figure(result.classes, result.eps)
     st.plotly_chart(classes_figure, width="stretch", key="mem_class_chart")
+    st.plotly_chart(figures.balance_figure(result.optimizers, references), width="stretch", key="mem_balance_chart")
     st.plotly_chart(figures.group_loss_figure(result.groups), width="stretch", key="mem_group_chart")
     left, middle, right = st.columns([3, 1, 1])
     step = left.slider("Step", 0, result.steps, result.steps, key="mem_step")
@@ -183,12 +185,12 @@ def transformer_settings() -> tuple[transformer.TransformerConfig, bool]:
     return cfg, submitted
 
 
-def transformer_section() -> None:
+def transformer_section(references: dict | None) -> None:
     st.markdown(
         "A CPU-sized version of the paper's experiment: facts *[first name] [last name] [relation] → [answer]* "
         "about individuals drawn with Zipf frequencies, trained with Adam, Muon, and Muon on VO+FFN only."
     )
-    st.caption(figures.TRANSFORMER_SCALE)
+    st.caption(figures.transformer_scale((references or {}).get(figures.TAIL_REFERENCE)))
     cfg, submitted = transformer_settings()
     run = cached_run(transformer.NAME, cfg, label="Training the small transformers", compute=submitted)
     if run is None:
@@ -197,7 +199,8 @@ def transformer_section() -> None:
     run_caption(run)
     result: transformer.TransformerResult = result_of(run)
     st.dataframe(figures.labelled(result.setups, "setup"), hide_index=True, width="stretch")
-    st.plotly_chart(figures.accuracy_figure(result.accuracy), width="stretch", key="tr_accuracy_chart")
+    accuracy_figure = figures.accuracy_figure(result.accuracy, references)
+    st.plotly_chart(accuracy_figure, width="stretch", key="tr_accuracy_chart")
     iso = result.isotropy
     left, middle, right = st.columns(3)
     matrix = left.selectbox("Matrix", ["W_VO", "W_V", "W_O", "W_in", "W_out"], key="tr_matrix")
@@ -291,13 +294,26 @@ def model_section() -> None:
 
 # ---------------------------------------------------------------- page
 
+
+def apply_preset() -> None:
+    """On choosing a paper's settings: fill the widgets (this callback runs before they are drawn)."""
+    st.session_state.update(published.preset_state("spectra", st.session_state.get("spectra-preset")))
+
+
 st.title("Optimizer spectra: Muon vs Adam")
 about_box(*figures.ABOUT)
+left, right = st.columns([2, 1], vertical_alignment="bottom")
+preset = left.selectbox("Paper settings", published.preset_options("spectra"), key="spectra-preset",
+                        on_change=apply_preset)  # fmt: skip
+shown = right.toggle("Show published reference values", value=True, key="spectra-references")
+for note in published.preset_notes("spectra", preset):
+    st.info(note)
+references = published.load_references() if shown else None
 SECTIONS = ["Associative memory", "Small transformer", "Loaded model"]
 section = st.radio("View", SECTIONS, horizontal=True, key="spectra_section", label_visibility="collapsed")
 if section == SECTIONS[0]:
-    memory_section()
+    memory_section(references)
 elif section == SECTIONS[1]:
-    transformer_section()
+    transformer_section(references)
 else:
     model_section()

@@ -16,6 +16,7 @@ from pages.common import (
     run_caption,
     show_error,
 )
+from probes import references as published
 from probes import steering
 from probes.figures import steering as figures
 from probes.models import ModelLoadError
@@ -39,6 +40,20 @@ except (ModelLoadError, ValueError, MemoryError) as error:
     show_error(error)
     st.stop()
 n_layers = model.cfg.n_layers
+
+
+def apply_preset() -> None:
+    """On choosing a paper's settings: fill the widgets (this callback runs before they are drawn)."""
+    st.session_state.update(published.preset_state("steering", st.session_state.get("steering-preset"), n_layers))
+
+
+left, right = st.columns([2, 1], vertical_alignment="bottom")
+preset = left.selectbox("Paper settings", published.preset_options("steering"), key="steering-preset",
+                        on_change=apply_preset)  # fmt: skip
+shown = right.toggle("Show published reference values", value=True, key="steering-references")
+for note in published.preset_notes("steering", preset):
+    st.info(note)
+references = published.load_references() if shown else None
 
 
 def defaults_label(kind: str, associative_set: str) -> str:
@@ -204,20 +219,10 @@ if loaded is None:
 else:
     vectors = steering.SteeringVectors(loaded.general, tuple(sorted(layers)), loaded.task, loaded.metadata)
 left, right, _ = st.columns(3)
-left.download_button(
-    "Download vector (.safetensors)",
-    vectors.to_safetensors(),
-    file_name="vector.safetensors",
-    mime="application/octet-stream",
-    key="steering_download_tensors",
-)
-right.download_button(
-    "Download metadata (.json)",
-    vectors.to_json_bytes(),
-    file_name="vector.json",
-    mime="application/json",
-    key="steering_download_json",
-)
+left.download_button("Download vector (.safetensors)", vectors.to_safetensors(), file_name="vector.safetensors",
+                     mime="application/octet-stream", key="steering_download_tensors")  # fmt: skip
+right.download_button("Download metadata (.json)", vectors.to_json_bytes(), file_name="vector.json",
+                      mime="application/json", key="steering_download_json")  # fmt: skip
 if vector_run is not None:
     export_buttons(vector_run, key_prefix="steering-vectors")
 
@@ -295,11 +300,8 @@ if sweep_run is not None:
     sweep = result_of(sweep_run)
     if sweep.warnings:
         st.warning(figures.coverage_reminder(sweep.coverage.share_known), icon="⚠️")
-    st.plotly_chart(
-        figures.sweep_figure(sweep.rows, sweep.collapse, sweep.creativity_metric, sweep.unit),
-        width="stretch",
-        key="steering_sweep_fig",
-    )
+    sweep_figure = figures.sweep_figure(sweep.rows, sweep.collapse, sweep.creativity_metric, sweep.unit, references)
+    st.plotly_chart(sweep_figure, width="stretch", key="steering_sweep_fig")
     st.caption(
         figures.sweep_caption(
             sweep.collapse_of(), int(n_facts), sweep.creativity_metric, sweep_cfg.max_new_tokens, ratio

@@ -91,7 +91,7 @@ def _number(value: float | None, spec: str = ".3f") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def show_curves(stored) -> None:
+def show_curves(stored, references: dict | None = None) -> None:
     result = result_of(stored)
     curve, fits, fitted = result.curve, result.fits, result.fitted
     run_caption(stored)
@@ -130,7 +130,7 @@ def show_curves(stored) -> None:
         curve["position"].nunique() > 1,
         key="poisoned-sequential",
     )
-    figure = curve_figure(curve, fitted, groups, result.strength, sequential, result.best_models)
+    figure = curve_figure(curve, fitted, groups, result.strength, sequential, result.best_models, references)
     st.plotly_chart(figure, width="stretch", key="poisoned-curve")
     st.plotly_chart(logodds_figure(curve, groups), width="stretch", key="poisoned-logodds")
     st.plotly_chart(overweight_figure(fitted, groups), width="stretch", key="poisoned-overweight")
@@ -141,7 +141,7 @@ def show_curves(stored) -> None:
     export_buttons(stored, key_prefix="poisoned")
 
 
-def curves_tab(testbed: Testbed | None) -> None:
+def curves_tab(testbed: Testbed | None, references: dict | None = None) -> None:
     if testbed is None:
         return
     describe_testbed(testbed)
@@ -158,4 +158,4 @@ def curves_tab(testbed: Testbed | None) -> None:
         if stored is None:
             st.info("Press **Compute curves** to score the testbed (the defaults take seconds on the organism).")
     if stored is not None:
-        show_curves(stored)
+        show_curves(stored, references)

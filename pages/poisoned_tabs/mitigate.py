@@ -89,12 +89,10 @@ def headline_table(done: wiring.Mitigation) -> pd.DataFrame:
     return pd.DataFrame(table, index=["before", "after"]).T
 
 
-def show_mitigation(done: wiring.Mitigation) -> None:
+def show_mitigation(done: wiring.Mitigation, references: dict | None = None) -> None:
     before, after, tuning = result_of(done.before), result_of(done.after), result_of(done.tuning)
-    st.plotly_chart(
-        mitigation_figure((before.curve, before.fitted, before.fits), (after.curve, after.fitted, after.fits)),
-        width="stretch",
-    )
+    sides = (before.curve, before.fitted, before.fits), (after.curve, after.fitted, after.fits)
+    st.plotly_chart(mitigation_figure(*sides, references), width="stretch", key="mitigate-curve")
     st.dataframe(headline_table(done), width="stretch")
     card = tuning.card
     st.caption(
@@ -110,7 +108,7 @@ def show_mitigation(done: wiring.Mitigation) -> None:
         st.dataframe(judged, hide_index=True, width="stretch")
 
 
-def mitigate_tab(testbed: Testbed | None) -> None:
+def mitigate_tab(testbed: Testbed | None, references: dict | None = None) -> None:
     st.markdown(EXPLANATION)
     if testbed is None:
         st.info("Choose a testbed above to fine-tune on.")
@@ -121,4 +119,4 @@ def mitigate_tab(testbed: Testbed | None) -> None:
         if not submitted:
             st.info("Set the fine-tuning up and press **Fine-tune and measure**; finished runs are stored and shown.")
         return
-    show_mitigation(done)
+    show_mitigation(done, references)

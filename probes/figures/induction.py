@@ -38,6 +38,8 @@ PHASE_METRIC_LABELS = {"layer_induction_total": "best-layer total induction atte
 FINAL = "final"  # label of a run without a revision (the end of training), as probes.induction.sweep.FINAL
 COLOURS = qualitative.Plotly
 COMPARE_COLUMNS = 4  # score grids per row in the side-by-side comparison
+PHASE_REFERENCE = "olsson-phase-change"  # the probes/data/references.json id drawn on the emergence figure
+PUBLISHED_GROUP = "published"  # as probes.references.PUBLISHED_GROUP (this module imports only probes.figures)
 
 
 def about_text(repeat_threshold: float, bursty_threshold: float) -> tuple[str, str, str]:
@@ -136,12 +138,19 @@ def attention_figure(frame: pd.DataFrame, tokens: list[str], layer: int, head: i
 
 
 def emergence_figure(
-    history: pd.DataFrame, task: str, phase_step: int | None, steps: int, n_heads: int, threshold: float
+    history: pd.DataFrame,
+    task: str,
+    phase_step: int | None,
+    steps: int,
+    n_heads: int,
+    threshold: float,
+    references: dict | None = None,
 ) -> go.Figure:
     """The training curves of one emergence run (`history`: one row per record), the phase change marked.
 
     steps: the run's training steps (the x range); n_heads: heads per layer; threshold: the repeat task's phase
-    threshold on the best-layer total (`probes.induction.emergence.PHASE_THRESHOLDS["repeat"]`)."""
+    threshold on the best-layer total (`probes.induction.emergence.PHASE_THRESHOLDS["repeat"]`); references: the
+    published references by id (`probes.references.load_references()`), or None to draw none."""
     if task == "repeat":
         figure = repeat_emergence_figure(history, n_heads, threshold)
     else:
@@ -153,7 +162,31 @@ def emergence_figure(
     figure.update_layout(title=EMERGENCE_CHART_TITLE, legend={"orientation": "h", "y": -0.12})
     figure.update_xaxes(range=[0, steps])
     figure.update_xaxes(title="Training step", row=3 if task == "repeat" else 2, col=1)
+    if references and PHASE_REFERENCE in references:
+        add_phase_change_note(figure, references[PHASE_REFERENCE])
     return figure
+
+
+def add_phase_change_note(figure: go.Figure, reference) -> None:
+    """Olsson et al.'s finding as a boxed note above the plots, at no step: the paper's phase change happened at a
+    point of its own training runs that has no counterpart in this run, so placing it on the x axis would fake a
+    number. `reference` is a probes.references.Reference (duck-typed: this module imports only probes.figures)."""
+    values = reference.values
+    icl = ""
+    if {"icl_late_token", "icl_early_token"} <= set(values):
+        icl = (f"In-context-learning score there: loss at token {values['icl_late_token']:g} minus loss at token "
+               f"{values['icl_early_token']:g}.")  # fmt: skip
+    hover = [reference.what, icl, reference.setting, reference.source(), reference.note]
+    figure.add_annotation(
+        name=f"{PUBLISHED_GROUP}:{reference.id}",
+        text=f"{reference.citation.short}: phase change · induction heads form abruptly, early in training, with a "
+        "jump in in-context learning (published finding; no step of this run)",
+        x=0, y=1.0, xref="paper", yref="paper", xanchor="left", yanchor="bottom", yshift=34, showarrow=False,
+        align="left", font={"size": 12, "color": "#222222"}, bgcolor="rgba(255, 255, 255, 0.9)",
+        bordercolor="#222222", borderwidth=1,
+        hovertext="<br>".join(re.sub(r"(.{64,}?) ", r"\1<br>", part) for part in hover if part),
+    )  # fmt: skip
+    figure.update_layout(margin={"t": 130})
 
 
 def repeat_emergence_figure(history: pd.DataFrame, n_heads: int, threshold: float) -> go.Figure:

@@ -14,6 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from probes.figures import Comparison, LabelledRun
+from probes.references import PUBLISHED_GROUP, Reference, hover_text, legend_name
 
 CURVE_PROBE = "poisoned"  # probes.poisoned.NAME
 EXPLORE_PROBE = "poisoned-explore"  # probes.poisoned.EXPLORE_NAME
@@ -36,6 +37,15 @@ BEST_MARK = " ★ best (AICc)"
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 BAD_COLOR, GOOD_COLOR = "#d62728", "#1f77b4"
 RUN_COLUMNS = ["run", "model_id", "revision"]  # what the overlaid tables prepend to each run's rows
+CURVE_REFERENCE = "rw-qwen2-curve"  # probes/data/references.json ids drawn here
+QUALITY_REFERENCE, FAKENEWS_REFERENCE = "rw-steering-quality", "rw-steering-fakenews"
+PUBLISHED_COLOR = "#222222"
+JUDGE_NOTE = "The paper's measure is an LLM-judge score, not this page's forced choice by log-probability."
+QUALITY_AXIS = "Published response quality (0–100, right axis)"
+QUALITY_NOTE = (
+    "Response quality 0–100 from the paper (LLM judge), on the right axis: not comparable in scale with the "
+    "poisoned rate on the left."
+)
 
 
 def color(index: int) -> str:
@@ -99,9 +109,11 @@ def curve_figure(
     strength: str,
     sequential: bool,
     best: dict[tuple[str, str], str] | None = None,
+    references: dict[str, Reference] | None = None,
 ) -> go.Figure:
     """Measured strength with its band, the bounded RW and logistic fits and the fitted proportional line; the
-    legend marks each group's best model by AICc. The fits are bounded to [0, 1], so they stay inside the y range."""
+    legend marks each group's best model by AICc. The fits are bounded to [0, 1], so they stay inside the y range.
+    With `references` (probes.references.load_references()), the paper's Qwen2 curve is drawn too."""
     figure = go.Figure()
     for index, (category, position) in enumerate(groups):
         hue = color(index)
@@ -146,7 +158,33 @@ def curve_figure(
         yaxis_title=strength_axis(strength),
         yaxis_range=RATE_RANGE,
     )
+    if references and CURVE_REFERENCE in references:
+        add_published_curve(figure, references[CURVE_REFERENCE])
     return figure
+
+
+def add_published_curve(figure: go.Figure, reference: Reference) -> None:
+    """The paper's association strength per share (in %, drawn as a share 0–1 on the curve's y axis), one dotted
+    line of diamonds per published series."""
+    approx = "~" if reference.read_off_figure else ""
+    for series, points in reference.points.items():
+        figure.add_scatter(
+            x=[x for x, _ in points],
+            y=[y / 100 for _, y in points],
+            mode="markers+lines",
+            name=legend_name(reference, f"{series.title()}{', read off' * reference.read_off_figure} (LLM judge)"),
+            legendgroup=PUBLISHED_GROUP,
+            legendrank=1,
+            line={"color": PUBLISHED_COLOR, "dash": "dot", "width": 1},
+            marker={"symbol": "diamond", "size": 10, "color": "white", "line": {"color": PUBLISHED_COLOR, "width": 2}},
+            hovertext=[
+                hover_text(
+                    reference, f"{series.title()}: association strength {approx}{y:g}% at {x:g}% share", JUDGE_NOTE
+                )
+                for x, y in points
+            ],
+            hovertemplate="%{hovertext}<extra>published</extra>",
+        )
 
 
 def add_logodds_curve(figure: go.Figure, rows: pd.DataFrame, label: str, color: str) -> None:
@@ -332,7 +370,8 @@ def as_poisoned_rate(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def compare_curves_figure(runs: list[LabelledRun]) -> go.Figure:
-    """The runs' curves (all items, each run's first position) overlaid with their bands and each run's best-fitting model (AICc) dashed.
+    """The runs' curves (all items, each run's first position) overlaid with their bands and each run's best-fitting
+    model (AICc) dashed.
 
     Drawn: the strength the runs' RW models fitted when they all fitted the same (the poisoned rate by default);
     otherwise the poisoned rate of every run, with the RW fit only for the runs that fitted it."""
@@ -463,17 +502,69 @@ MITIGATION_TITLE = "Held-out poisoned rate before and after RW-Steering fine-tun
 
 
 def mitigation_figure(
-    before: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame], after: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
+    before: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
+    after: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
+    references: dict[str, Reference] | None = None,
 ) -> go.Figure:
     """The base model's and the tuned model's held-out curves on one axis, each with its best-fitting model dashed:
-    each side is (curve table, fitted table, fits table)."""
-    return overlay_curves_figure(
+    each side is (curve table, fitted table, fits table). With `references`, the paper's response quality before
+    and after RW-Steering on a second y axis (0–100, right)."""
+    figure = overlay_curves_figure(
         [
             ("before (base model)", main_rows(before[0]), *best_fit_rows(before[1], before[2])),
             ("after RW-Steering (judges first)", main_rows(after[0]), *best_fit_rows(after[1], after[2])),
         ],
         MITIGATION_TITLE,
         legend_title="Model",
+    )
+    if references and QUALITY_REFERENCE in references:
+        add_quality_references(figure, references[QUALITY_REFERENCE], references.get(FAKENEWS_REFERENCE))
+    return figure
+
+
+def add_quality_references(figure: go.Figure, reference: Reference, fakenews: Reference | None = None) -> None:
+    """The paper's response quality per share on a right-hand axis (0–100): each published series as squares, each
+    published band (RW-Steering: the same range at every ratio) as a shaded strip over the series' shares."""
+    shares = sorted({x for points in reference.points.values() for x, _ in points}) or [0.0, 100.0]
+    for series, points in reference.points.items():
+        figure.add_scatter(
+            x=[x for x, _ in points],
+            y=[y for _, y in points],
+            mode="markers+lines",
+            yaxis="y2",
+            name=legend_name(reference, f"{series} quality (right axis)"),
+            legendgroup=PUBLISHED_GROUP,
+            line={"color": PUBLISHED_COLOR, "dash": "dot", "width": 1},
+            marker={"symbol": "square", "size": 9, "color": "white", "line": {"color": PUBLISHED_COLOR, "width": 2}},
+            hovertext=[
+                hover_text(reference, f"{series}: quality {y:g} at {x:g}% inappropriate", QUALITY_NOTE)
+                for x, y in points
+            ],  # fmt: skip
+            hovertemplate="%{hovertext}<extra>published</extra>",
+        )
+    extra = ""
+    if fakenews is not None:
+        extra = f"{fakenews.what}: " + ", ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in fakenews.values.items())
+    for band, (low, high) in reference.bands.items():
+        label = band.replace("_", "-").title().replace("Rw-", "RW-")
+        figure.add_scatter(
+            x=[shares[0], shares[-1], shares[-1], shares[0], shares[0]],
+            y=[low, low, high, high, low],
+            mode="lines",
+            fill="toself",
+            yaxis="y2",
+            name=legend_name(reference, f"{label} quality {low:g}–{high:g} (right axis)"),
+            legendgroup=PUBLISHED_GROUP,
+            line={"color": "#2ca02c", "width": 1},
+            fillcolor="rgba(44, 160, 44, 0.2)",
+            hoveron="fills+points",
+            hovertext=hover_text(reference, f"{label}: quality {low:g}–{high:g} at every share", QUALITY_NOTE, extra),
+            hovertemplate="%{hovertext}<extra>published</extra>",
+        )
+    figure.update_layout(
+        yaxis2={"title": QUALITY_AXIS, "overlaying": "y", "side": "right", "range": [-2, 102], "showgrid": False},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0},
+        margin={"b": 160},
     )
 
 

@@ -17,6 +17,7 @@ from plotly.colors import qualitative, sample_colorscale
 from plotly.subplots import make_subplots
 
 from probes.figures import Comparison, LabelledRun
+from probes.references import PUBLISHED_GROUP, Reference, hover_text, legend_name
 
 COLORS = {
     "gd": "#7f7f7f",
@@ -59,8 +60,7 @@ ABOUT = (  # the page's "About this probe" box: what it shows, the source, how i
 )
 TRANSFORMER_SCALE = (  # the small transformer's scale against the paper's, and what it measured
     "Scale: a 2-layer, d_model 64 transformer trained for hundreds of steps on CPU, against the paper's 160M-"
-    "parameter model trained for 10k steps (published tail-group first-token accuracy: Muon 0.976, Adam 0.264, "
-    "Muon on VO+FFN 0.954, Muon on QK 0.286). What this small version measured at its defaults (512 "
+    "parameter model trained for 10k steps{published}. What this small version measured at its defaults (512 "
     "individuals, 300 steps): tail accuracy Adam 0.28, Muon 0.36, Muon on VO+FFN 0.41, with flatter W_VO "
     "spectra under Muon. Trained longer on an easier world (256 individuals, 600 steps) Adam catches up and "
     "overtakes (tail 0.93 vs 0.78): here Muon learns the tail faster; it does not reproduce the paper's "
@@ -72,6 +72,19 @@ LAYER_PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b
 RUN_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")  # compared runs, in order
 RUN_COLOURS = qualitative.D3
 RANK_AXIS = "rank of singular value (1 = largest)"
+BALANCE_REFERENCE = "muon-memory-balance"  # probes/data/references.json ids drawn here
+TAIL_REFERENCE, LOSS_REFERENCE = "muon-tail-accuracy", "muon-validation-loss"
+PUBLISHED_MARKER = {"symbol": "star", "size": 15, "line": {"color": "black", "width": 1.5}}
+
+
+def transformer_scale(tail: Reference | None = None) -> str:
+    """The small transformer's caption (`TRANSFORMER_SCALE`), quoting the paper's tail accuracy when `tail` (the
+    "muon-tail-accuracy" reference) is given."""
+    published = ""
+    if tail is not None:
+        numbers = ", ".join(f"{optimizer_label(name)} {value:.3f}" for name, value in tail.values.items())
+        published = f" (published tail-group first-token accuracy: {numbers})"
+    return TRANSFORMER_SCALE.format(published=published)
 
 
 def optimizer_label(optimizer: str) -> str:
@@ -152,6 +165,51 @@ def class_probability_figure(classes: pd.DataFrame, eps: float) -> go.Figure:
     return figure
 
 
+def balance_figure(optimizers: pd.DataFrame, references: dict[str, Reference] | None = None) -> go.Figure:
+    """This run's balance per optimizer as bars (no bar: no class reached 1 − ε), with the published balance of
+    the same optimizers as star markers when `references` (probes.references.load_references()) is given."""
+    labels = [optimizer_label(o) for o in optimizers["optimizer"]]
+    balance = [_float(value) for value in optimizers["balance"]]
+    figure = go.Figure(
+        go.Bar(
+            x=labels,
+            y=balance,
+            name="this run",
+            marker_color=[COLORS.get(o, "#7f7f7f") for o in optimizers["optimizer"]],
+            text=["never" if value is None else "" for value in balance],
+            textposition="outside",
+            hovertemplate="%{x}: balance %{y:.3f} (this run)<extra></extra>",
+        )
+    )
+    if references and BALANCE_REFERENCE in references:
+        add_balance_references(figure, references[BALANCE_REFERENCE])
+    figure = finish(
+        figure,
+        "Balance per optimizer: worst-class probability when the best class first reaches 1 − ε (no bar: never)",
+        "optimizer",
+        "balance (worst-class probability, 0–1)",
+    )
+    figure.update_yaxes(range=[0, 1.1])
+    return figure
+
+
+def add_balance_references(figure: go.Figure, reference: Reference) -> None:
+    """The published balance of each optimizer the reference names, as stars on the optimizer's category."""
+    order = list(LABELS)
+    names = sorted(reference.values, key=lambda name: order.index(name) if name in order else len(order))
+    figure.add_scatter(
+        x=[optimizer_label(name) for name in names],
+        y=[reference.values[name] for name in names],
+        mode="markers",
+        name=legend_name(reference, "balance"),
+        legendgroup=PUBLISHED_GROUP,
+        legendrank=1,  # first in the legend, above this run's traces
+        marker={**PUBLISHED_MARKER, "color": "white"},
+        hovertext=[hover_text(reference, f"{optimizer_label(n)}: {reference.values[n]:.3f}") for n in names],
+        hovertemplate="%{hovertext}<extra>published</extra>",
+    )
+
+
 def group_loss_figure(groups: pd.DataFrame) -> go.Figure:
     """Mean cross-entropy of the head and the tail classes over training, per optimizer."""
     figure = go.Figure()
@@ -216,8 +274,9 @@ def isotropy_over_training_figure(frame: pd.DataFrame, series: str, metric: str,
 # ---------------------------------------------------------------- small transformer
 
 
-def accuracy_figure(accuracy: pd.DataFrame) -> go.Figure:
-    """First-token accuracy of the head, middle and tail groups over training, per optimizer setup."""
+def accuracy_figure(accuracy: pd.DataFrame, references: dict[str, Reference] | None = None) -> go.Figure:
+    """First-token accuracy of the head, middle and tail groups over training, per optimizer setup; with
+    `references`, the paper's end-of-training tail accuracy of the same setups as stars at this run's last step."""
     figure = go.Figure()
     for (setup, group), part in accuracy[accuracy["group"] != "all"].groupby(["setup", "group"], sort=False):
         figure.add_trace(
@@ -236,7 +295,49 @@ def accuracy_figure(accuracy: pd.DataFrame) -> go.Figure:
         "accuracy (fraction of facts)",
     )
     figure.update_yaxes(range=[0, 1.02])
+    if references and TAIL_REFERENCE in references and len(accuracy):
+        setups = list(dict.fromkeys(accuracy["setup"]))
+        add_tail_accuracy_references(figure, references[TAIL_REFERENCE], int(accuracy["step"].max()), setups,
+                                     references.get(LOSS_REFERENCE))  # fmt: skip
     return figure
+
+
+def add_tail_accuracy_references(
+    figure: go.Figure, reference: Reference, last_step: int, setups: list[str], loss: Reference | None = None
+) -> None:
+    """The published tail-group accuracy of each of `setups` the reference names, as stars (in the setup's colour)
+    at `last_step`: the paper's end of training (its own step count is in the hover), not a step of this run. The
+    stars stand in a short staggered column just right of the last step, so close values stay apart."""
+    names = [setup for setup in setups if setup in reference.values]
+    if not names:
+        return
+    stagger = max(last_step, 1) * 0.025
+    extra = ""
+    if loss is not None:
+        extra = "Validation loss of the paper's runs: " + ", ".join(
+            f"{optimizer_label(name)} {value:.3f}" for name, value in loss.values.items()
+        )
+    hover = [
+        hover_text(
+            reference,
+            f"{optimizer_label(n)} · tail: {reference.values[n]:.3f} at the paper's end of "
+            "training (drawn just right of this run's last step)",
+            extra,
+        )  # fmt: skip
+        for n in names
+    ]
+    figure.add_scatter(
+        x=[last_step + stagger * (index + 1) for index in range(len(names))],
+        y=[reference.values[name] for name in names],
+        mode="markers",
+        name=legend_name(reference, "tail accuracy"),
+        legendgroup=PUBLISHED_GROUP,
+        legendrank=1,
+        marker={**PUBLISHED_MARKER, "color": [COLORS.get(name, "#7f7f7f") for name in names]},
+        hovertext=hover,
+        hovertemplate="%{hovertext}<extra>published</extra>",
+    )
+    figure.update_layout(height=480)  # room for the legend's extra entry (it scrolls, hiding the last, at 420)
 
 
 def mean_over_heads(isotropy: pd.DataFrame, matrix: str, layer: int, metric: str) -> pd.DataFrame:

@@ -13,8 +13,10 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from probes.figures import Comparison, LabelledRun
+from probes.references import PUBLISHED_GROUP, Reference, hover_text
 
 FLEXAC, RANDOM = "flexac", "random"  # the sweep table's `direction` values (probes.steering.sweep)
+FLEXAC_REFERENCE = "flexac-published"  # the probes/data/references.json id drawn on the sweep figure
 COLOURS = {"faithfulness": "#1f77b4", "answer_prob": "#1f77b4", "creativity": "#ff7f0e", "distinct_2": "#7f7f7f"}
 UNIT_LABELS = {  # probes.steering.vectors.STRENGTH_UNITS, with what strength means in each
     "centroid": "centroid: +2 carries faithful outputs to the associative centroid",
@@ -124,8 +126,11 @@ def strength_axis_title(unit: str) -> str:
     return f"Steering strength ({AXIS_UNITS.get(unit, 'multiple of the vector')}; negative = faithful)"
 
 
-def sweep_figure(rows: pd.DataFrame, collapse: dict, metric: str, unit: str) -> go.Figure:
-    """Faithfulness, answer probability, creativity and distinct-2 vs strength, FlexAC and the random control."""
+def sweep_figure(
+    rows: pd.DataFrame, collapse: dict, metric: str, unit: str, references: dict[str, Reference] | None = None
+) -> go.Figure:
+    """Faithfulness, answer probability, creativity and distinct-2 vs strength, FlexAC and the random control; with
+    `references` (probes.references.load_references()), a note of FlexAC's published changes above the plot."""
     figure = go.Figure()
     names = {
         "faithfulness": "faithfulness (fact accuracy)",
@@ -164,7 +169,45 @@ def sweep_figure(rows: pd.DataFrame, collapse: dict, metric: str, unit: str) -> 
         height=460,
         legend={"orientation": "h", "y": -0.3},
     )
+    if references and FLEXAC_REFERENCE in references:
+        add_flexac_note(figure, references[FLEXAC_REFERENCE])
     return figure
+
+
+def flexac_note_text(reference: Reference) -> str:
+    """FlexAC's published changes in words, from the reference's values."""
+    values = reference.values
+    parts = []
+    if "creativity_gain_max" in values:
+        parts.append(f"creativity up to {values['creativity_gain_max']:g}× (Creation-MMBench)")
+    if "hallucination_reduction_percent" in values:
+        parts.append(f"{values['hallucination_reduction_percent']:g}% fewer hallucinations (CHAIR)")
+    return f"Published ({reference.citation.short}, multimodal): " + ", ".join(parts)
+
+
+def add_flexac_note(figure: go.Figure, reference: Reference) -> None:
+    """FlexAC's published changes as a boxed note between the title and the plot (not on the axes: the paper's
+    benchmarks and strengths are not this sweep's), with the source on hover."""
+    text = flexac_note_text(reference)
+    figure.add_annotation(
+        name=f"{PUBLISHED_GROUP}:{reference.id}",
+        text=text + " · not on these axes",
+        x=0,
+        y=1.0,
+        xref="paper",
+        yref="paper",
+        xanchor="left",
+        yanchor="bottom",
+        yshift=26,  # above the collapse labels at the plot's top edge
+        showarrow=False,
+        align="left",
+        font={"size": 12, "color": "#222222"},
+        bgcolor="rgba(255, 255, 255, 0.9)",
+        bordercolor="#222222",
+        borderwidth=1,
+        hovertext=hover_text(reference, text, "Not comparable with this sweep's metrics or strengths."),
+    )
+    figure.update_layout(margin={"t": 130})
 
 
 def sets_caption(sets) -> str:
