@@ -189,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: interrupted; runs finished before it are stored, nothing partial", file=sys.stderr)
         return 130
     emit(result, args.json)
-    return 1 if isinstance(result, dict) and result.get("failures") else 0  # some runs failed, the others stored
+    # 1: some runs failed (the others are stored), or a reproduced run does not match its stored tables
+    return 1 if isinstance(result, dict) and (result.get("failures") or result.get("match") is False) else 0
 
 
 def _one_line(error: BaseException) -> str:

@@ -264,3 +264,12 @@ def test_compare_tables_reports_max_difference_and_tolerance() -> None:
     [renamed] = pure.compare_tables(stored, {"t": stored["t"].assign(name=["a", "b", "d"])}, **pure.LOOSE)
     assert renamed["mismatched"] == ["name"]
     assert pure.tolerance_for("cpu", "cpu") == pure.EXACT and pure.tolerance_for("cuda", "cuda") == pure.LOOSE
+
+
+def test_a_reproduction_that_does_not_match_exits_1(capsys: pytest.CaptureFixture, monkeypatch) -> None:
+    import probes.cli.bundle as bundle_cli
+
+    monkeypatch.setattr(bundle_cli, "reproduce", lambda target, store, testbed=None: {"match": False, "tables": []})
+    assert main(["cache", "reproduce", "0123456789ab", "--json"]) == 1
+    monkeypatch.setattr(bundle_cli, "reproduce", lambda target, store, testbed=None: {"match": True, "tables": []})
+    assert main(["cache", "reproduce", "0123456789ab", "--json"]) == 0
