@@ -123,9 +123,9 @@ def sweep_command(args: argparse.Namespace) -> dict:
         raise UserError("No checkpoints to sweep.")
     specs = [ModelSpec(base.name, revision, base.device, base.dtype, base.trust_remote_code) for revision in revisions]
     batch = run_requests(args, [Request(scores.NAME, cfg, spec) for spec in specs], "induction sweep")
-    failures = report_failures(batch)
-    if not batch.runs:
+    if not batch.runs:  # one error line (it names the first failure), not one line per failure before it
         raise UserError(f"No checkpoint could be scanned; {batch.failures[0].request}: {batch.failures[0].reason}")
+    failures = report_failures(batch)
     points = [
         sweep.SweepPoint(revision, sweep.revision_step(revision), run.run_id, result_of(run))
         for revision, run in zip(revisions, batch.outcomes, strict=True)

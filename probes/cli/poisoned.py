@@ -311,9 +311,9 @@ def curve_command(args: argparse.Namespace) -> dict:
                 "testbed": described}  # fmt: skip
     inputs = [SteeredTestbed(testbed, Steer(vectors, strength)) for strength in steer_strengths]
     batch = run_requests(args, [Request(NAME, cfg, spec, steered) for steered in inputs], NAME)
-    failures = report_failures(batch)
-    if not batch.runs:
+    if not batch.runs:  # one error line (it names the first failure), not one line per failure before it
         raise UserError(f"No curve could be computed; {batch.failures[0].reason}")
+    failures = report_failures(batch)
     curves = []
     for stored in batch.runs:
         output = curve_output(stored)

@@ -250,14 +250,14 @@ def sweep_command(args: argparse.Namespace) -> dict:
     base = spec_from_args(args)
     revisions = parse_revisions(args.revisions) if args.revisions else [base.revision]
     specs = [replace(base, revision=revision) for revision in dict.fromkeys(revisions)]
-    failures: list[dict] = []
+    batches = []  # their failures are reported once the command is known to produce something
     if getattr(args, "vector", None):
         saved = obtain_vectors(args, sets)
         vectors = {spec: saved for spec in specs}
     else:
         vector_requests = [Request(VECTORS_NAME, vector_config(args, spec), spec, sets) for spec in specs]
         built = run_requests(args, vector_requests, VECTORS_NAME)
-        failures += report_failures(built)
+        batches.append(built)
         vectors = {
             spec: (result_of(run).vectors, run.run_id)
             for spec, run in zip(specs, built.outcomes, strict=True)
@@ -269,7 +269,8 @@ def sweep_command(args: argparse.Namespace) -> dict:
         for spec in ready
     ]
     swept = run_requests(args, sweep_requests, NAME) if sweep_requests else None
-    failures += report_failures(swept) if swept else []
+    batches += [swept] if swept else []
+    failed = [failure for batch in batches for failure in batch.failures]
     outputs = []
     for spec, run in zip(ready, swept.outcomes if swept else [], strict=True):
         if not isinstance(run, StoredRun):
@@ -280,7 +281,8 @@ def sweep_command(args: argparse.Namespace) -> dict:
         where = {"prompt_sets": prompt_sets_kind(args), "model": spec.name, "revision": spec.revision}
         outputs.append({**run.summary, **described, **where})
     if not outputs:
-        raise UserError(f"No sweep could be computed; {failures[0]['request']}: {failures[0]['reason']}")
+        raise UserError(f"No sweep could be computed; {failed[0].request}: {failed[0].reason}")
+    failures = [entry for batch in batches for entry in report_failures(batch)]
     if len(specs) == 1 and not failures:
         return {key: value for key, value in outputs[0].items() if key not in ("model", "revision")}
     return {"sweeps": outputs, "failures": failures} if failures else {"sweeps": outputs}
