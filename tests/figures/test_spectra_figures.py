@@ -7,7 +7,7 @@ import json
 import math
 import subprocess
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
@@ -20,27 +20,13 @@ from probes.models import ModelSpec, load_model
 from probes.runtime import single_thread
 from probes.spectra import memory, transformer, weights
 from probes.wiring import REGISTRY
+from tests.probes.test_spectra_transformer import TINY
 
 ROOT = Path(__file__).resolve().parents[2]
 MEMORY_A = memory.MemoryConfig(n_classes=8, d_model=8, steps=6)
 MEMORY_B = memory.MemoryConfig(n_classes=8, d_model=8, steps=6, optimizers=("adam", "muon"), eps=0.5, lr_adam=0.1)
-TINY_TRANSFORMER = dict(
-    n_individuals=12,
-    n_first_names=4,
-    n_last_names=4,
-    n_relations=2,
-    n_answers=4,
-    d_model=32,
-    n_heads=2,
-    n_layers=1,
-    d_mlp=64,
-    steps=8,
-    batch_size=32,
-    log_every=4,
-    zipf_exponent=0.0,
-)
-TRANSFORMER_A = transformer.TransformerConfig(**TINY_TRANSFORMER)
-TRANSFORMER_B = transformer.TransformerConfig(**TINY_TRANSFORMER, setups=("adam", "muon"), seed=1)
+TRANSFORMER_A = replace(TINY, steps=8, batch_size=32, log_every=4)  # the probe tests' tiny model, 8 steps
+TRANSFORMER_B = replace(TRANSFORMER_A, setups=("adam", "muon"), seed=1)
 
 
 def labelled(label: str, probe: str, cfg, result, model_id: str = "synthetic", revision=None) -> LabelledRun:
