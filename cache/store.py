@@ -176,6 +176,11 @@ class ResultStore:
                 self.notice = f"The result database was unreadable; it was moved to {aside} and a fresh one started."
                 self._with_connection(lambda con: con.execute(SCHEMA))
 
+    def transact(self, work: Callable[[duckdb.DuckDBPyConnection], object]):
+        """Run `work(connection)` in one transaction of this store's file, with the store's retry rules (other
+        tables of the same file, such as the job table of cache/jobs.py, use this)."""
+        return self._with_connection(work)
+
     def _with_connection(self, work: Callable[[duckdb.DuckDBPyConnection], object]):
         """Run `work` on a fresh connection inside one transaction, retrying on locks and conflicts.
 

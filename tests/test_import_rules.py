@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CLI_MODULES = {ROOT / "probes" / "__main__.py", *(ROOT / "probes" / "cli").glob("*.py")}
 WIRING = ROOT / "probes" / "wiring.py"  # the one layer that joins probes to the store
-WIRING_LAYER = {WIRING, ROOT / "probes" / "executors.py"}  # the layer: wiring and its executors (local, Ray)
+WIRING_LAYER = {WIRING, ROOT / "probes" / "executors.py", ROOT / "probes" / "jobs.py"}  # wiring, executors, jobs
 STORE_WRITES = {"put", "get_or_compute"}  # ResultStore methods that store a computed run
 
 
