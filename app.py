@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import SPEC_STATE_KEY, current_spec, get_model, show_error, show_store_notice
+from pages.common import (
+    RAY_ADDRESS_KEY,
+    SPEC_STATE_KEY,
+    current_spec,
+    end_orphaned_jobs,
+    get_model,
+    show_error,
+    show_store_notice,
+)
 from probes import catalog
 from probes.models import (
     EMBEDDED_MODEL_DIR,
@@ -144,12 +152,27 @@ def catalog_facts(entry: catalog.CatalogEntry, spec: ModelSpec) -> None:
     )
 
 
+def job_settings() -> None:
+    """Sidebar: where background jobs compute (a worker process here, or a Ray cluster)."""
+    with st.expander("Background jobs"):
+        st.text_input(
+            "Ray cluster address",
+            key=RAY_ADDRESS_KEY,
+            placeholder="HOST:PORT, auto or local",
+            help="Empty: jobs run in a worker process on this machine. HOST:PORT of a running Ray head (`ray start "
+            "--head`), or 'auto' for the cluster this machine belongs to: jobs compute on that cluster; 'local' "
+            "starts a Ray here (pip install -r requirements-ray.txt). Their runs are stored here either way.",
+        )
+
+
 def main() -> None:
     st.set_page_config(page_title="AssocLens", page_icon=":material/biotech:", layout="wide")
     navigation = st.navigation(PAGES)
     with st.sidebar:
         model_picker()
-    show_store_notice()  # a database moved aside is announced on whichever page the user opens
+        job_settings()
+    show_store_notice()
+    end_orphaned_jobs()  # a database moved aside is announced on whichever page the user opens
     navigation.run()
 
 

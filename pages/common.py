@@ -10,13 +10,18 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from cache import ResultStore, StoredRun, StoreError
+from cache.jobs import CANCELLED, FAILED, Job, JobStore
 from cache.store import DB_PATH_ENV
-from probes import wiring
+from probes import jobs, wiring
+from probes.executors import ExecutorError
+from probes.jobs import JobPlan
 from probes.models import EMBEDDED_MODEL_NAME, ModelLoadError, ModelSpec, load_model
 from probes.wiring import REGISTRY, Request
 
 SPEC_STATE_KEY = "model_spec"
-USER_ERRORS = (ModelLoadError, StoreError, ValueError, MemoryError)
+RAY_ADDRESS_KEY = "ray_address"  # the sidebar's cluster setting: jobs compute on Ray when it is set
+USER_ERRORS = (ModelLoadError, StoreError, ValueError, MemoryError, ExecutorError)
+JOB_POLL_S = 1.0  # how often a page showing a running job rereads it
 
 
 def _leave_legacy_multipage_mode() -> None:
@@ -149,6 +154,114 @@ def export_buttons(run: StoredRun, key_prefix: str = "export") -> None:
     )
 
 
+# --- background jobs -------------------------------------------------------------------------------------------
+
+
+def job_plan(
+    title: str, requests: tuple[Request, ...] = (), mitigation: wiring.MitigationPlan | None = None
+) -> JobPlan:
+    """A job plan for the sidebar's executor: a worker process here, or the Ray cluster named in the settings."""
+    address = (st.session_state.get(RAY_ADDRESS_KEY) or "").strip() or None
+    return JobPlan(title, tuple(requests), mitigation, address)
+
+
+def background_job(
+    plan: JobPlan,
+    start_label: str | None,
+    key: str,
+    live: Callable[[Job], None] | None = None,
+    start: bool = False,
+    restore: Callable[[Job], None] | None = None,
+) -> None:
+    """For work that is not stored yet: the live view of the job doing it (progress, cancel, `live(job)`), or why
+    the last try ended, and a button `start_label` that starts it as a background job (or `start`: the page's own
+    form was submitted). The page reruns when the job ends, and then finds its runs in the store. Other running
+    jobs of the same probe (other settings, other sessions) are shown too, so a page reopened mid-run shows them;
+    `restore(job)` (a button callback) sets the page's widgets to such a job's settings."""
+    store = get_store()
+    try:
+        jobs.reconcile(store)
+        table = JobStore(store)
+        job = table.latest_for(plan.key())
+        others = [other for other in table.list(statuses=("queued", "running"))
+                  if other.probe == plan.probe and other.job_key != plan.key()]  # fmt: skip
+    except USER_ERRORS as error:
+        show_error(error)
+        return
+    for other in others:
+        with st.expander(f"Running: {other.title} (other settings, job {other.job_id[:8]})", expanded=True):
+            if restore is not None:
+                st.button("Use its settings", key=f"{key}-restore-{other.job_id[:8]}", on_click=restore,
+                          args=(other,), help="The page takes the job's settings: its result shows here.")  # fmt: skip
+            job_progress(other.job_id, f"{key}-other-{other.job_id[:8]}", live)
+    if job is not None and job.active:
+        job_progress(job.job_id, key, live)
+        return
+    if job is not None and job.status in (FAILED, CANCELLED) and not start:
+        ended = st.warning if job.status == CANCELLED else st.error
+        ended(f"The last job for these settings ({job.title}) {job.status}: {job.error}")
+    if start_label is not None and st.button(start_label, type="primary", key=key):
+        start = True
+    if start:
+        try:
+            jobs.submit(store, plan)
+        except USER_ERRORS as error:
+            show_error(error)
+            return
+        st.rerun()
+
+
+@st.fragment(run_every=JOB_POLL_S)
+def job_progress(job_id: str, key: str, live: Callable[[Job], None] | None = None) -> None:
+    """A running job, reread every JOB_POLL_S: progress, where it runs, a cancel button and `live(job)`; the whole
+    page reruns once it has ended."""
+    store = get_store()
+    try:
+        jobs.reconcile(store)
+        job = JobStore(store).require(job_id)
+    except USER_ERRORS as error:
+        show_error(error)
+        return
+    if not job.active:
+        st.rerun()
+    st.progress(job.progress, text=f"{job.title}: {job.message or job.status}")
+    where = "on the Ray cluster " + job.config["executor"][4:] if job.config.get("executor", "").startswith("ray:") \
+        else "in a worker process"  # fmt: skip
+    left, right = st.columns([4, 1], vertical_alignment="center")
+    left.caption(f"Background job `{job.job_id[:8]}`, {job.status} {where}: leaving this page or closing the tab does "
+                 "not stop it; the home page lists it.")  # fmt: skip
+    if right.button("Cancel job", key=f"{key}-cancel"):
+        jobs.cancel(store, job.job_id)
+        st.rerun()
+    if live is not None:
+        live(job)
+
+
+@st.cache_resource
+def _orphans_ended_at(path: str) -> list[Job]:
+    return jobs.reconcile(ResultStore(path))
+
+
+def end_orphaned_jobs() -> None:
+    """Once per app process and store: jobs left running by workers that are gone (the app was restarted, a worker
+    was killed) are marked failed with the reason, and the page says so."""
+    try:
+        ended = _orphans_ended_at(str(get_store().path))
+    except USER_ERRORS as error:
+        show_error(error)
+        return
+    if ended and not st.session_state.get("_orphans_announced"):
+        st.session_state["_orphans_announced"] = True
+        titles = ", ".join(job.title for job in ended[:3]) + (" …" if len(ended) > 3 else "")
+        st.warning(f"{len(ended)} background job(s) had no worker any more and were marked failed: {titles}. "
+                   "The home page lists them with the reason.")  # fmt: skip
+
+
+def job_records(job: Job) -> list[dict]:
+    """The history records a running job has written so far (emergence training's curve)."""
+    return JobStore(get_store()).records(job.job_id)
+
+
 CHAT_TEMPLATE_LABELS = {
     "auto": "Chat template when the model has one",
     "on": "Always the chat template",
@@ -181,6 +294,40 @@ def run_caption(run: StoredRun) -> None:
         f"Run `{run.run_id[:12]}` on {run.model_id}{'@' + run.revision if run.revision else ''} · {source} · "
         f"{run.device or '?'} / {run.dtype or '?'} · created {run.created_at:%Y-%m-%d %H:%M} UTC"
     )
+
+
+def _apply_paper_settings(page: str, n_layers: int | None) -> None:
+    """Fill the page's widgets with the chosen paper's settings (a callback: it runs before the widgets are drawn)."""
+    from probes import references as published
+
+    st.session_state.update(published.preset_state(page, st.session_state.get(f"{page}-preset"), n_layers))
+
+
+def paper_settings(page: str, n_layers: int | None = None) -> str | None:
+    """The "Paper settings" select box of a probe page (key `<page>-preset`) and its "Apply" button: choosing a
+    paper's settings fills the widgets, and "Apply" fills them again with the chosen settings after some were
+    changed (choosing the same option again is no change, so the select box alone cannot); the button shows only
+    while a paper's settings are chosen. `n_layers`: the model's layer count, for presets whose layers depend on it.
+    Returns the chosen label."""
+    from probes import references as published
+
+    choice, button = st.columns([5, 1], vertical_alignment="bottom")
+    label = choice.selectbox(
+        "Paper settings",
+        published.preset_options(page),
+        key=f"{page}-preset",
+        on_change=_apply_paper_settings,
+        args=(page, n_layers),
+    )
+    if published.preset(page, label) is not None:  # nothing to apply without a paper's settings: no button
+        button.button(
+            "Apply",
+            key=f"{page}-preset-apply",
+            on_click=_apply_paper_settings,
+            args=(page, n_layers),
+            help="Set the widgets to the chosen paper's settings again (after you changed some).",
+        )
+    return label
 
 
 _leave_legacy_multipage_mode()

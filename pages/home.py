@@ -6,12 +6,15 @@ import json
 
 import streamlit as st
 
-from pages.common import USER_ERRORS, export_buttons, get_store, run_caption, show_error
+from cache.jobs import ACTIVE, JobStore
+from pages.common import JOB_POLL_S, USER_ERRORS, export_buttons, get_store, run_caption, show_error
+from probes import jobs
 from probes.cli.bundle import build_bundle
 from probes.figures.compare import check_same_probe, comparison_for, share_ids
 from probes.models import EMBEDDED_MODEL_DIR
 
 COMPARE_PAGE = "pages/compare.py"
+RECENT_JOBS = 20
 
 st.title("AssocLens")
 st.markdown(
@@ -27,6 +30,38 @@ with st.expander("The embedded model (organism)", expanded=False):
         st.markdown(card.read_text())
     else:
         st.warning("The trained organism is not present: the default model is an untrained random stand-in.")
+
+
+@st.fragment(run_every=JOB_POLL_S)
+def jobs_section() -> None:
+    """Running and recent background jobs, reread every JOB_POLL_S while any is running; cancel a running one."""
+    store = get_store()
+    try:
+        jobs.reconcile(store)
+        table = JobStore(store)
+        recent = table.frame(limit=RECENT_JOBS)
+        running = table.list(statuses=ACTIVE)
+    except USER_ERRORS as error:
+        show_error(error)
+        return
+    if recent.empty:
+        st.caption("None yet. Long runs (emergence training, checkpoint sweeps, RW-Steering) run as background jobs "
+                   "and are listed here while they run and after.")  # fmt: skip
+        return
+    progress = st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0)
+    st.dataframe(recent, hide_index=True, width="stretch", column_config={"progress": progress})
+    if not running:
+        return
+    labels = {job.job_id: f"{job.job_id[:8]} · {job.title} · {job.progress:.0%}" for job in running}
+    pick, go = st.columns([5, 1], vertical_alignment="bottom")
+    chosen = pick.selectbox("Running job", list(labels), format_func=labels.get, key="jobs_cancel_pick")
+    if go.button("Cancel job", key="jobs_cancel", width="stretch") and chosen:
+        jobs.cancel(store, chosen)
+        st.rerun()
+
+
+st.header("Background jobs")
+jobs_section()
 
 st.header("Run history")
 store = get_store()

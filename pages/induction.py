@@ -5,14 +5,20 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from cache.jobs import Job
 from pages.common import (
     USER_ERRORS,
     about_box,
+    background_job,
     cached_lookup,
     cached_run,
     current_spec,
     export_buttons,
     get_model,
+    job_plan,
+    job_records,
+    paper_settings,
+    request_for,
     run_caption,
     show_error,
 )
@@ -27,16 +33,11 @@ START_LABEL = "Start training"
 SWEEP_LABEL = "Run sweep"
 
 
-def apply_preset() -> None:
-    """On choosing a paper's settings: fill the widgets (this callback runs before they are drawn)."""
-    st.session_state.update(published.preset_state("induction", st.session_state.get("induction-preset")))
-
-
 st.title("Induction heads")
 about_box(*figures.about_text(emergence.PHASE_THRESHOLDS["repeat"], emergence.PHASE_THRESHOLDS["bursty"]))
 left, right = st.columns([2, 1], vertical_alignment="bottom")
-preset = left.selectbox("Paper settings", published.preset_options("induction"), key="induction-preset",
-                        on_change=apply_preset)  # fmt: skip
+with left:
+    preset = paper_settings("induction")
 shown = right.toggle("Show published reference values", value=True, key="induction-references")
 for note in published.preset_notes("induction", preset):
     st.info(note)
@@ -200,19 +201,15 @@ def emergence_section() -> None:
         show_error(error)
         return
     stored = cached_lookup(emergence.NAME, cfg)
-    chart = st.empty()
     if stored is None:
-        offer = st.empty()  # cleared once training starts, so the "not trained yet" note does not outlive it
-        with offer.container():
-            st.caption("This configuration has not been trained yet. Training runs on the CPU of the machine serving "
-                       "this page; the chart updates as records arrive, and the finished run is cached.")  # fmt: skip
-            clicked = st.button(START_LABEL, type="primary", key="induction_start_training")
-        if not clicked:
-            return
-        offer.empty()
-        stored = train_live(cfg, chart)
-        if stored is None:
-            return
+        st.caption("This configuration has not been trained yet. Training runs as a background job (a worker process "
+                   "on the machine serving this page, or the Ray cluster set in the sidebar); the chart updates as "
+                   "records arrive, and the finished run is cached.")  # fmt: skip
+        plan = job_plan(f"Emergence training ({cfg.task}, {cfg.steps} steps)", (request_for(emergence.NAME, cfg),))
+        background_job(plan, START_LABEL, "induction_start_training", live=live_emergence_chart,
+                       restore=use_training_settings)  # fmt: skip
+        return
+    chart = st.empty()
     result: emergence.EmergenceResult = result_of(stored)
     phase = result.phase_change_step
     chart.plotly_chart(figures.emergence_figure(result.to_frame(), cfg.task, phase, cfg.steps, cfg.n_heads,
@@ -244,17 +241,32 @@ def repeat_final_metrics(final: dict, phase: int | None) -> None:
                       help="1 = the repeat is no easier than the first half; 0 = copied perfectly")  # fmt: skip
 
 
-def train_live(cfg: emergence.TrainConfig, chart):
-    """Train through the wiring layer, redrawing the chart at every history record."""
-    records: list[dict] = []
+BURSTY_WIDGETS = {"n_classes": "induction_k", "n_pairs": "induction_n", "burstiness": "induction_b",
+                  "p_bursty": "induction_pb", "p_novel": "induction_pc", "zipf_alpha": "induction_a"}  # fmt: skip
 
-    def on_record(record: dict) -> None:
-        records.append(record)
-        live = figures.emergence_figure(pd.DataFrame(records), cfg.task, None, cfg.steps, cfg.n_heads,
-                                        emergence.PHASE_THRESHOLD, references)  # fmt: skip
-        chart.plotly_chart(live, width="stretch")
 
-    return cached_run(emergence.NAME, cfg, label="Training", on_record=on_record)
+def use_training_settings(job: Job) -> None:
+    """Button callback: the emergence widgets take a training job's settings (before they are drawn)."""
+    cfg = job.config["steps"][0]["config"]
+    task = cfg["task"]
+    state = st.session_state
+    state["induction_task"] = task
+    state[f"induction_steps_{task}"] = cfg["steps"]
+    state[f"induction_train_seed_{task}"] = cfg["seed"]
+    state[f"induction_record_{task}"] = cfg["record_every"]
+    if task == "bursty":
+        state.update({widget: cfg[field] for field, widget in BURSTY_WIDGETS.items()})
+
+
+def live_emergence_chart(job: Job) -> None:
+    """The curve a training job has recorded so far (read from the job's history, so a reopened page shows it)."""
+    records = job_records(job)
+    if not records:
+        return
+    cfg = job.config["steps"][0]["config"]
+    live = figures.emergence_figure(pd.DataFrame(records), cfg["task"], None, cfg["steps"], cfg["n_heads"],
+                                    emergence.PHASE_THRESHOLD, references)  # fmt: skip
+    st.plotly_chart(live, width="stretch", key=f"induction_live_chart_{job.job_id[:8]}")
 
 
 # --- checkpoint sweep ------------------------------------------------------------------------------------
@@ -282,21 +294,20 @@ def sweep_section() -> None:
     defaults = scores.ScanConfig()
     cfg = scores.ScanConfig(seq_len=defaults.seq_len, n_seqs=defaults.n_seqs, seed=defaults.seed, copying=False)
     specs = [ModelSpec(spec.name, revision, spec.device, spec.dtype, spec.trust_remote_code) for revision in revisions]
-    compute = st.button(SWEEP_LABEL, type="primary", key="induction_run_sweep")
     points, missing = [], []
-    for number, (revision, checkpoint) in enumerate(zip(revisions, specs, strict=True)):
-        run = cached_run(scores.NAME, cfg, spec=checkpoint, compute=compute,
-                         label=f"Checkpoint {number + 1}/{len(revisions)}: {revision or sweep.FINAL}")  # fmt: skip
-        if run is None and compute:  # the error is shown once; later checkpoints would fail the same way
-            compute = False
+    for revision, checkpoint in zip(revisions, specs, strict=True):
+        run = cached_lookup(scores.NAME, cfg, spec=checkpoint)
         if run is None:
             missing.append(revision or sweep.FINAL)
             continue
         points.append(sweep.SweepPoint(revision, sweep.revision_step(revision), run.run_id, result_of(run)))
     if missing:
         shown = ", ".join(missing[:12]) + (f" and {len(missing) - 12} more" if len(missing) > 12 else "")
-        st.info(f"Not scanned yet: {shown}. Press '{SWEEP_LABEL}' (each checkpoint is cached on its "
-                "own, so an interrupted sweep resumes where it stopped).")  # fmt: skip
+        st.info(f"Not scanned yet: {shown}. '{SWEEP_LABEL}' scans them in a background job (each checkpoint is "
+                "cached on its own as it finishes, so an interrupted sweep resumes where it stopped).")  # fmt: skip
+        requests = tuple(request_for(scores.NAME, cfg, spec=checkpoint) for checkpoint in specs)
+        plan = job_plan(f"Checkpoint sweep of {spec.name} ({len(revisions)} checkpoints)", requests)
+        background_job(plan, SWEEP_LABEL, "induction_run_sweep")
     if not points:
         return
     frame = sweep.sweep_frame(points, final=sweep.final_step(spec.name))

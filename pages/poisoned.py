@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import about_box
+from pages.common import about_box, paper_settings
 from pages.poisoned_tabs.curves import curves_tab
 from pages.poisoned_tabs.explore import explore_tab
 from pages.poisoned_tabs.inputs import read_testbed
@@ -23,11 +23,6 @@ TABS = [
     ("Explore one context", lambda testbed, _references: explore_tab(testbed)),
     ("Mitigate (RW-Steering)", mitigate_tab),
 ]
-
-
-def apply_preset() -> None:
-    """On choosing a paper's settings: fill the widgets (this callback runs before they are drawn)."""
-    st.session_state.update(published.preset_state("poisoned", st.session_state.get("poisoned-preset")))
 
 
 st.title("Poisoned context (Rescorla-Wagner)")
@@ -49,8 +44,8 @@ about_box(
 )
 
 left, right = st.columns([2, 1], vertical_alignment="bottom")
-preset = left.selectbox("Paper settings", published.preset_options("poisoned"), key="poisoned-preset",
-                        on_change=apply_preset)  # fmt: skip
+with left:
+    preset = paper_settings("poisoned")
 shown = right.toggle("Show published reference values", value=True, key="poisoned-references")
 for note in published.preset_notes("poisoned", preset):
     st.info(note)

@@ -10,6 +10,7 @@ from pages.common import (
     cached_run,
     current_spec,
     export_buttons,
+    paper_settings,
     run_caption,
 )
 from probes import references as published
@@ -295,16 +296,11 @@ def model_section() -> None:
 # ---------------------------------------------------------------- page
 
 
-def apply_preset() -> None:
-    """On choosing a paper's settings: fill the widgets (this callback runs before they are drawn)."""
-    st.session_state.update(published.preset_state("spectra", st.session_state.get("spectra-preset")))
-
-
 st.title("Optimizer spectra: Muon vs Adam")
 about_box(*figures.ABOUT)
 left, right = st.columns([2, 1], vertical_alignment="bottom")
-preset = left.selectbox("Paper settings", published.preset_options("spectra"), key="spectra-preset",
-                        on_change=apply_preset)  # fmt: skip
+with left:
+    preset = paper_settings("spectra")
 shown = right.toggle("Show published reference values", value=True, key="spectra-references")
 for note in published.preset_notes("spectra", preset):
     st.info(note)

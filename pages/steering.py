@@ -12,6 +12,7 @@ from pages.common import (
     current_spec,
     export_buttons,
     get_model,
+    paper_settings,
     prompt_caption,
     run_caption,
     show_error,
@@ -42,14 +43,9 @@ except (ModelLoadError, ValueError, MemoryError) as error:
 n_layers = model.cfg.n_layers
 
 
-def apply_preset() -> None:
-    """On choosing a paper's settings: fill the widgets (this callback runs before they are drawn)."""
-    st.session_state.update(published.preset_state("steering", st.session_state.get("steering-preset"), n_layers))
-
-
 left, right = st.columns([2, 1], vertical_alignment="bottom")
-preset = left.selectbox("Paper settings", published.preset_options("steering"), key="steering-preset",
-                        on_change=apply_preset)  # fmt: skip
+with left:
+    preset = paper_settings("steering", n_layers)
 shown = right.toggle("Show published reference values", value=True, key="steering-references")
 for note in published.preset_notes("steering", preset):
     st.info(note)

@@ -12,7 +12,9 @@ Bundle layout (`<probe>-<12-char run id>/`):
     command.txt          the CLI command that recomputes the run (or why there is none)
     tables/<name>.parquet, tables/<name>.csv
     figures/<n>-<slug>.html (+ .png, .svg when the static export can start a browser)
-    inputs/              the input files the run read (when they can be rebuilt), inputs/digests.json always
+    inputs/              the input files the run read (when they can be rebuilt), inputs/digests.json always:
+                         testbed/<file> (curves, RW-Steering fine-tuning), prompt_sets.json, vector.* (steering,
+                         steered curves, ladders), vocabulary.json (ladders), explore.json (an explored context)
     files/               the run's stored files (e.g. a steering vector's safetensors), when it has any
     MANIFEST.json        sha256 and size of every other file
 """
@@ -97,6 +99,7 @@ class CommandSpec:
     flags: tuple[Flag, ...]
     config_type: type
     takes_model: bool = True
+    note: str = ""  # what else the command does, or where its JSON prints this run's id (the README says it)
 
     def argv(self, config: Mapping, model_id: str | None, revision: str | None, extra: Sequence[str] = ()) -> list[str]:
         """The argument list (without `python -m probes`); raises BundleError when the config has a value the
@@ -120,8 +123,9 @@ class CommandSpec:
 
 
 def _command_specs() -> dict[str, CommandSpec]:
-    from probes.induction import scores
-    from probes.poisoned import CurveConfig
+    from probes.induction import attention, emergence, scores
+    from probes.poisoned import EXPLORE_NAME, CurveConfig, ExploreConfig
+    from probes.poisoned import mitigate as rw_steering
     from probes.spectra import memory, transformer, weights
     from probes.steering import SweepConfig, VectorConfig
 
@@ -130,6 +134,18 @@ def _command_specs() -> dict[str, CommandSpec]:
             Flag("seq_len", "--seq-len"), Flag("n_seqs", "--n-seqs"), Flag("seed", "--seed"),
             Flag("prepend_bos", "--no-bos", "off"), Flag("copying", "--no-copying", "off"), Flag("top_k", "--top-k"),
         ), scores.ScanConfig),
+        attention.NAME: CommandSpec(("induction", "attention"), (
+            Flag("text", "--text"), Flag("layer", "--layer"), Flag("head", "--head"),
+            Flag("prepend_bos", "--no-bos", "off"),
+        ), attention.TextAttentionConfig),
+        emergence.NAME: CommandSpec(("induction", "train"), (
+            Flag("task", "--task"), Flag("steps", "--steps"), Flag("seed", "--seed"), Flag("lr", "--lr"),
+            Flag("batch_size", "--batch-size"), Flag("record_every", "--record-every"),
+            Flag("n_layers", "--n-layers"), Flag("n_heads", "--n-heads"), Flag("seq_len", "--seq-len"),
+            Flag("vocab_size", "--vocab-size"), Flag("n_classes", "--n-classes"), Flag("burstiness", "--burstiness"),
+            Flag("p_bursty", "--p-bursty"), Flag("p_novel", "--p-novel"), Flag("zipf_alpha", "--zipf-alpha"),
+            Flag("n_pairs", "--n-pairs"), Flag("n_labels", "--n-labels"), Flag("noise", "--noise"),
+        ), emergence.TrainConfig, takes_model=False),
         memory.NAME: CommandSpec(("spectra", "memory"), (
             Flag("n_classes", "--k"), Flag("d_model", "--d"), Flag("steps", "--steps"),
             Flag("embeddings", "--embeddings"), Flag("frequencies", "--frequencies"),
@@ -153,6 +169,22 @@ def _command_specs() -> dict[str, CommandSpec]:
             Flag("chat_template", "--chat-template"), Flag("n_bootstrap", "--bootstrap"),
             Flag("n_generated", "--generate"), Flag("seed", "--seed"),
         ), CurveConfig),
+        EXPLORE_NAME: CommandSpec(("poisoned", "explore"), (
+            Flag("n_inappropriate", "--n-bad"), Flag("position", "--position"), Flag("scoring", "--scoring"),
+            Flag("chat_template", "--chat-template"), Flag("seed", "--seed"),
+        ), ExploreConfig),
+        rw_steering.NAME: CommandSpec(("poisoned", "mitigate"), (
+            Flag("method", "--method"), Flag("held_out_share", "--held-out"), Flag("split_seed", "--split-seed"),
+            Flag("n_items", "--n-items"), Flag("stage1_steps", "--stage1-steps"),
+            Flag("stage2_steps", "--stage2-steps"), Flag("batch_size", "--batch-size"),
+            Flag("learning_rate", "--learning-rate"), Flag("lora_rank", "--lora-rank"),
+            Flag("chat_template", "--chat-template"), Flag("seed", "--seed"),
+        ), rw_steering.MitigateConfig, note=(
+            "`poisoned mitigate` runs the whole mitigation: the held-out curve before, this fine-tuning run (its id "
+            "is `tuning.run_id` in the JSON; the tuned revision is saved under $ASSOCLENS_TUNED_DIR) and the tuned "
+            "model's curve after; add `--steps`, `--position`, `--scoring`, `--bootstrap` for the curves, they do "
+            "not change the fine-tuning run."
+        )),
         "steering.vectors": CommandSpec(("steering", "vectors"), (
             Flag("layers", "--layers", "csv"), Flag("top_n_pairs", "--n-pairs"), Flag("pairing", "--pairing"),
             Flag("unit", "--unit"), Flag("relative_norm", "--relative-norm"), Flag("seed", "--seed"),
@@ -177,6 +209,23 @@ def command_argv(
     if spec is None:
         raise BundleError(f"the {probe!r} probe has no one-run CLI command")
     return spec.argv(config, model_id, revision, extra)
+
+
+def command_note(probe: str) -> str:
+    """What the probe's command does besides recomputing the run ("" for a plain one-run command)."""
+    spec = _command_specs().get(probe)
+    return spec.note if spec is not None else ""
+
+
+def explore_args(inputs: Mapping) -> list[str]:
+    """The input arguments of a `poisoned explore` command: the question, segments and candidates typed (the stored
+    explore inputs, `ExploreInput.as_dict()`), each as --flag=VALUE so a value starting with '-' stays a value."""
+    return [
+        f"--question={inputs['question']}",
+        *(f"--segment={text}" for text in inputs["appropriate"]),
+        *(f"--bad-segment={text}" for text in inputs["inappropriate"]),
+        *(f"--answer={text}" for text in inputs["candidates"]),
+    ]
 
 
 def vector_args(vector_config: Mapping, sweep_config: Mapping) -> list[str]:
@@ -415,6 +464,8 @@ __all__ = [
     "BundleError",
     "command_argv",
     "command_line",
+    "command_note",
+    "explore_args",
     "compare_tables",
     "machine",
     "manifest_for",

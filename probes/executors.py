@@ -4,7 +4,9 @@ Part of the wiring layer (with `probes/wiring.py`): both take the same `Request`
 run computed by either is the same stored run. `run_all(store, requests, load, progress)`:
 
 1. looks every request up in the store (look-ups only); stored runs are served as they are;
-2. computes the rest: the local executor in order in this process; the Ray executor on one actor per worker slot,
+2. computes the rest: the local executor in order in this process; the Ray executor on one actor per worker slot
+   (a request whose probe splits into shards of input items, a testbed curve, becomes one task per `shard_items`
+   items; the driver merges the shards' payloads into the request's one run),
    each actor keeping its loaded models across tasks (by `ModelSpec`; the actors stay up, warm, until the
    executor's `close`, so a second `run_all` starts no new processes), each task returning the payload as Parquet
    bytes and JSON (never a pickle of the tables); only the driver writes DuckDB, each run as it arrives;
@@ -39,6 +41,7 @@ Progress = Callable[[float, str], None]
 Load = Callable[[ModelSpec], object]
 MODELS_PER_WORKER = 2  # loaded models a worker keeps (a checkpoint sweep loads each revision once)
 WAIT_NOTICE_S = 30.0  # a progress line when no task finished for this long
+SHARD_ITEMS = 100  # testbed items per Ray task of a testbed curve (its shards are merged by the driver)
 CONNECT_TIMEOUT_S = 5.0  # how long to try reaching --ray-address before saying it is unreachable
 INSTALL_RAY = "pip install -r requirements-ray.txt"
 
@@ -176,6 +179,16 @@ def _look_up(
 
 
 @dataclass(frozen=True)
+class _Task:
+    """What one Ray task computes: a whole request, or one shard (`number` of `of`) of its items."""
+
+    item: _Pending
+    item_range: tuple[int, int] | None = None
+    number: int = 0
+    of: int = 1
+
+
+@dataclass(frozen=True)
 class _Duplicate:
     first: int  # index of the same request earlier in the list
 
@@ -268,9 +281,13 @@ class RayWorker:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         self.models = ModelCache(load)
 
-    def compute(self, request: Request, run_id: str) -> dict:
+    def compute(self, request: Request, run_id: str, item_range: tuple[int, int] | None = None) -> dict:
+        """The request's payload, or (with `item_range`) the payload of that shard of its items."""
         try:
-            payload, duration_s = wiring.compute_payload(request, self.models, run_id=run_id)
+            if item_range is None:
+                payload, duration_s = wiring.compute_payload(request, self.models, run_id=run_id)
+            else:
+                payload, duration_s = wiring.compute_shard_payload(request, item_range, self.models)
         except Exception as error:
             return {"ok": False, "reason": reason_of(error)}
         return {"ok": True, "payload": payload_to_wire(payload), "duration_s": duration_s, "pid": os.getpid()}
@@ -302,11 +319,20 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, workers: int = 2, gpus_per_worker: float | None = None):
+    def __init__(
+        self,
+        address: str | None = None,
+        workers: int = 2,
+        gpus_per_worker: float | None = None,
+        shard_items: int | None = SHARD_ITEMS,
+    ):
         if workers < 1:
             raise ExecutorError(f"--workers must be at least 1 (got {workers}).")
+        if shard_items is not None and shard_items < 1:
+            raise ExecutorError(f"--shard-items must be at least 1 (got {shard_items}).")
         self.ray = import_ray()
         self.address, self.workers, self.gpus_per_worker = address, workers, gpus_per_worker
+        self.shard_items = shard_items  # testbed items per task of a splittable request (None: never split)
         self.started_here = False  # this executor started Ray (and shuts it down on close)
         self.startup_s: float | None = None  # seconds ray.init took (None: Ray was already up or never needed)
         self._pool: dict[tuple[int, float], object] = {}  # (slot, GPUs) -> warm actor, kept across run_all calls
@@ -381,16 +407,18 @@ class RayExecutor:
 
         actors = [start(slot) for slot in range(slots)]
         last_spec: list[ModelSpec | None] = [None] * slots
-        queue = deque(pending)
-        in_flight: dict = {}  # object ref -> (slot, pending item)
+        queue = deque(task for item in pending for task in self._tasks(item))
+        in_flight: dict = {}  # object ref -> (slot, task)
+        shards: dict[int, dict[int, Payload]] = {}  # request index -> shard number -> payload, until all arrive
         computed = 0
 
         def dispatch(slot: int) -> None:
-            # prefer a request for the model this actor already holds
-            chosen = next((item for item in queue if item.request.spec == last_spec[slot]), queue[0])
+            # prefer a task for the model this actor already holds
+            chosen = next((task for task in queue if task.item.request.spec == last_spec[slot]), queue[0])
             queue.remove(chosen)
-            last_spec[slot] = chosen.request.spec
-            in_flight[actors[slot].compute.remote(chosen.request, chosen.run_id)] = (slot, chosen)
+            last_spec[slot] = chosen.item.request.spec
+            ref = actors[slot].compute.remote(chosen.item.request, chosen.item.run_id, chosen.item_range)
+            in_flight[ref] = (slot, chosen)
 
         try:
             for slot in range(slots):
@@ -401,7 +429,8 @@ class RayExecutor:
                 if not ready:  # still running, or no free CPU/GPU on the cluster for a worker yet
                     tracker.report(f"waiting for {len(in_flight)} running task(s); `ray status` shows free resources")
                     continue
-                slot, item = in_flight.pop(ready[0])
+                slot, task = in_flight.pop(ready[0])
+                item = task.item
                 label = describe(item.request)
                 try:
                     answer = ray.get(ready[0])
@@ -413,13 +442,28 @@ class RayExecutor:
                     last_spec[slot] = None
                 except ray.exceptions.RayError as error:
                     answer = {"ok": False, "reason": reason_of(getattr(error, "cause", None) or error)}
-                if answer["ok"]:
+                if outcomes[item.index] is not None:  # another shard of this request failed already
+                    pass
+                elif not answer["ok"]:
+                    outcomes[item.index] = Failure(label, answer["reason"], item.run_id)
+                    for sibling in [other for other in queue if other.item.index == item.index]:
+                        queue.remove(sibling)  # the request failed: its other shards need not run
+                    tracker.finished(False)
+                elif task.item_range is None:
                     payload = payload_from_wire(answer["payload"])
                     outcomes[item.index] = wiring.store_payload(store, item.request, payload, answer["duration_s"])
                     computed += 1
+                    tracker.finished(True)
                 else:
-                    outcomes[item.index] = Failure(label, answer["reason"], item.run_id)
-                tracker.finished(answer["ok"])
+                    parts = shards.setdefault(item.index, {})
+                    parts[task.number] = payload_from_wire(answer["payload"])
+                    tracker.report(f"{label}: {len(parts)} of {task.of} shards")
+                    if len(parts) == task.of:
+                        merged = wiring.merge_shard_payloads(item.request, [parts[n] for n in sorted(parts)])
+                        outcomes[item.index] = wiring.store_payload(store, item.request, merged, answer["duration_s"])
+                        del shards[item.index]
+                        computed += 1
+                        tracker.finished(True)
                 if queue:
                     dispatch(slot)
         except BaseException:  # KeyboardInterrupt included: every finished run is stored already; stop the rest
@@ -431,6 +475,13 @@ class RayExecutor:
             for actor in temporary:
                 ray.kill(actor, no_restart=True)
         return _result(outcomes, computed)
+
+    def _tasks(self, item: _Pending) -> list[_Task]:
+        """The request as one task, or as one task per shard of its items."""
+        ranges = wiring.shard_ranges(item.request, self.shard_items)
+        if ranges is None:
+            return [_Task(item)]
+        return [_Task(item, item_range, number, len(ranges)) for number, item_range in enumerate(ranges)]
 
     def close(self) -> None:
         """Stop this executor's workers, and the local Ray it started."""
@@ -463,10 +514,12 @@ def _death_reason(error: BaseException) -> str:
     )
 
 
-def make_executor(kind: str = "local", address: str | None = None, workers: int = 2) -> LocalExecutor | RayExecutor:
+def make_executor(
+    kind: str = "local", address: str | None = None, workers: int = 2, shard_items: int | None = SHARD_ITEMS
+) -> LocalExecutor | RayExecutor:
     """The executor the CLI names: 'local' or 'ray' (an address implies Ray)."""
     if kind == "ray" or address:
-        return RayExecutor(address=address, workers=workers)
+        return RayExecutor(address=address, workers=workers, shard_items=shard_items)
     if kind != "local":
         raise ExecutorError(f"Unknown executor {kind!r}; choose local or ray.")
     return LocalExecutor()

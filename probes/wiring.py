@@ -87,6 +87,11 @@ class Probe:
     own_model: dict | None = None  # model identity of probes that build their own model (then no ModelSpec)
     placement: tuple[str, str] = ("cpu", "float32")  # device / dtype label of own-model probes
     trains_copy: bool = False  # loads a private trainable copy of the named model itself (never the shared one)
+    # Probes whose work splits into shards of input items (a testbed curve): the ranges for a shard size, one
+    # shard's computation, and the merge of the shards' results (CurveShard-like objects) into the probe's result.
+    shard_ranges: Callable[[object, object, int], list[tuple[int, int]]] | None = None
+    compute_shard: Callable[[Context, tuple[int, int]], object] | None = None
+    merge_shards: Callable[[object, list[Payload]], object] | None = None
 
 
 PROBES = (
@@ -107,7 +112,12 @@ PROBES = (
           digest_inputs=lambda i: digest_json({"vector": i.vectors.digest(), "vocabulary": sorted(i.vocabulary)})),
     Probe(poisoned.NAME, poisoned.VERSION, poisoned.CurveConfig, poisoned.CurveResult,
           lambda c: poisoned.run(c.model, c.config, c.inputs, c.progress, c.model_label),
-          digest_inputs=curve_input_digest),
+          digest_inputs=curve_input_digest,
+          shard_ranges=lambda inputs, config, size: poisoned.shard_ranges(inputs, config, size),
+          compute_shard=lambda c, item_range: poisoned.score_shard(
+              c.model, poisoned.prepare(c.model, c.config, c.inputs, c.model_label), c.config, item_range, c.progress),
+          merge_shards=lambda config, parts: poisoned.merge_shards(
+              config, [poisoned.CurveShard.from_stored(p.tables, p.summary, p.files) for p in parts])),
     Probe(poisoned.EXPLORE_NAME, poisoned.EXPLORE_VERSION, poisoned.ExploreConfig, poisoned.ExploreResult,
           lambda c: poisoned.explore(c.model, c.config, c.inputs, c.progress),
           digest_inputs=lambda data: digest_json(data.as_dict())),
@@ -206,6 +216,38 @@ def compute_payload(
     started = time.perf_counter()
     payload = _compute(request, run_id or request.key().run_id(), load, report, on_record)
     return payload, time.perf_counter() - started
+
+
+def shard_ranges(request: Request, items_per_shard: int | None) -> list[tuple[int, int]] | None:
+    """The item ranges a request splits into at this shard size, or None when it does not split (its probe has no
+    shards, no size is set, or everything fits one shard)."""
+    entry = request.entry
+    if entry.shard_ranges is None or not items_per_shard:
+        return None
+    ranges = entry.shard_ranges(request.inputs, request.config, items_per_shard)
+    return ranges if len(ranges) > 1 else None
+
+
+def compute_shard_payload(
+    request: Request, item_range: tuple[int, int], load: Callable[[ModelSpec], object] = load_model
+) -> tuple[Payload, float]:
+    """One shard of a splittable request (what a Ray worker runs for it) -> (its payload, seconds)."""
+    entry = request.entry
+    started = time.perf_counter()
+    model = load(request.spec)
+    placement = describe(request.spec)
+    label = request.identity()["model_id"]
+    report = lambda fraction, message="": None  # noqa: E731 - a shard's progress is its task's completion
+    with exclusive(model):
+        context = Context(model, request.config, request.inputs, report, None, label, request.spec)
+        part = entry.compute_shard(context, item_range)
+    return payload_from(part, placement["device"], placement["dtype"]), time.perf_counter() - started
+
+
+def merge_shard_payloads(request: Request, parts: list[Payload]) -> Payload:
+    """The request's payload from its shards' payloads (the driver's side; no model needed)."""
+    result = request.entry.merge_shards(request.config, parts)
+    return payload_from(result, parts[0].device, parts[0].dtype)
 
 
 def store_payload(store: ResultStore, request: Request | RunKey, payload: Payload, duration_s: float) -> StoredRun:

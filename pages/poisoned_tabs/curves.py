@@ -5,11 +5,14 @@ from __future__ import annotations
 import streamlit as st
 
 from pages.common import (
+    background_job,
     cached_lookup,
     cached_run,
     chat_template_select,
     export_buttons,
+    job_plan,
     prompt_caption,
+    request_for,
     run_caption,
 )
 from pages.poisoned_tabs.inputs import SCORING_HELP, SCORING_LABELS, describe_testbed, show_coverage_warnings
@@ -19,6 +22,9 @@ from probes.poisoned import NAME, CurveConfig, Testbed
 from probes.poisoned.contexts import POSITIONS
 from probes.poisoned.scoring import SCORINGS
 from probes.wiring import result_of
+
+BACKGROUND_KEY = "poisoned-background"
+BACKGROUND_ITEMS = 500  # testbeds larger than this score as a background job by default
 
 MODEL_LABELS = {"rw": "Rescorla-Wagner", "logistic": "logistic", "proportional": "proportional", "constant": "constant"}
 
@@ -53,6 +59,11 @@ def curve_settings(testbed: Testbed) -> tuple[CurveConfig, bool, tuple[str, str]
             bootstrap = st.number_input("Bootstrap resamples", 0, 2000, defaults.n_bootstrap, key="poisoned-bootstrap")
             generated = st.number_input("Generated example answers", 0, 12, 0, key="poisoned-generated")
             seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="poisoned-seed")
+            st.checkbox(
+                "Run as a background job", len(testbed.items) > BACKGROUND_ITEMS, key=BACKGROUND_KEY,
+                help="In a worker process (or on the Ray cluster set in the sidebar): leaving the page or closing the "
+                f"tab does not stop it. On by default for testbeds of more than {BACKGROUND_ITEMS} items.",
+            )  # fmt: skip
         steer = steer_settings()
         submitted = st.form_submit_button("Compute curves", type="primary")
     cfg = CurveConfig(
@@ -151,7 +162,12 @@ def curves_tab(testbed: Testbed | None, references: dict | None = None) -> None:
     if vector_run != NO_VECTOR:
         steered_curves(cfg, testbed, vector_run, strengths_text, bool(st.session_state.get("poisoned-requested")))
         return
-    if st.session_state.get("poisoned-requested"):
+    if st.session_state.get("poisoned-requested") and st.session_state.get(BACKGROUND_KEY):
+        stored = cached_lookup(NAME, cfg, testbed)
+        if stored is None:
+            title = f"Poisoned-context curves ({len(testbed.items)} items, {cfg.n_items} per context)"
+            background_job(job_plan(title, (request_for(NAME, cfg, testbed),)), None, "poisoned-job", start=submitted)
+    elif st.session_state.get("poisoned-requested"):
         stored = cached_run(NAME, cfg, testbed, label="Scoring contexts")
     else:
         stored = cached_lookup(NAME, cfg, testbed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pages.common import USER_ERRORS, current_spec, get_model, get_store, progress_bar, show_error
+from pages.common import USER_ERRORS, background_job, current_spec, get_store, job_plan, show_error
 from probes import wiring
 from probes.figures.poisoned import mitigation_figure, tuning_loss_figure
 from probes.poisoned import CurveConfig, Testbed
@@ -57,24 +57,22 @@ def mitigate_settings() -> tuple[MitigateConfig, CurveConfig, bool]:
     return tuning, curve, submitted
 
 
-def mitigation(testbed: Testbed, tuning: MitigateConfig, curve: CurveConfig, compute: bool) -> wiring.Mitigation | None:
-    """The stored mitigation for these settings, or (when `compute`) a new one with a progress bar."""
+def mitigation(testbed: Testbed, tuning: MitigateConfig, curve: CurveConfig, start: bool) -> wiring.Mitigation | None:
+    """The stored mitigation for these settings, or None; when not stored, the background job that computes it
+    (started when `start`: the form was submitted) with its progress."""
     try:
-        store = get_store()
         plan = wiring.plan_mitigation(current_spec(), testbed, tuning, curve)
-        found = wiring.stored_mitigation(store, plan)
-        if found is not None or not compute:
-            return found
-        progress, bar = progress_bar("RW-Steering")
-        done = wiring.mitigate(store, plan, load=get_model, progress=progress)
-        bar.empty()
-        return done
+        found = wiring.stored_mitigation(get_store(), plan)
     except USER_ERRORS as error:
-        if compute:
+        if start:
             show_error(error)
         else:  # only looking for a stored run: say why there cannot be one, without an error the user did not cause
             st.info(str(error))
         return None
+    if found is None:
+        title = f"RW-Steering of {plan.tuning.spec.name} ({tuning.stage1_steps}+{tuning.stage2_steps} steps)"
+        background_job(job_plan(title, mitigation=plan), None, "mitigate-job", start=start)
+    return found
 
 
 def headline_table(done: wiring.Mitigation) -> pd.DataFrame:
@@ -114,9 +112,9 @@ def mitigate_tab(testbed: Testbed | None, references: dict | None = None) -> Non
         st.info("Choose a testbed above to fine-tune on.")
         return
     tuning, curve, submitted = mitigate_settings()
-    done = mitigation(testbed, tuning, curve, compute=submitted)
+    done = mitigation(testbed, tuning, curve, start=submitted)
     if done is None:
-        if not submitted:
-            st.info("Set the fine-tuning up and press **Fine-tune and measure**; finished runs are stored and shown.")
+        st.caption("Press **Fine-tune and measure**: it runs as a background job (leaving the page does not stop it); "
+                   "finished runs are stored and shown here.")  # fmt: skip
         return
     show_mitigation(done, references)

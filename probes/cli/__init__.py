@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 
 from cache import ResultStore, StoredRun, StoreError
 from probes import wiring
-from probes.executors import BatchResult, ExecutorError, make_executor
+from probes.executors import SHARD_ITEMS, BatchResult, ExecutorError, make_executor
 from probes.models import EMBEDDED_MODEL_NAME, ModelLoadError, ModelSpec
 from probes.tokens import CHAT_MODES
 from probes.wiring import REGISTRY, Request
@@ -65,6 +65,9 @@ def add_executor_args(parser: argparse.ArgumentParser, tasks: str) -> None:
                        help="join the Ray cluster at HOST:PORT (`ray start --head` prints it; implies --executor "
                             "ray); default: start a local Ray")  # fmt: skip
     group.add_argument("--workers", type=int, default=2, help="Ray workers (one actor each, model kept across tasks)")
+    group.add_argument("--shard-items", type=int, default=SHARD_ITEMS, metavar="N",
+                       help=f"Ray: testbed items per task of a testbed curve (default {SHARD_ITEMS}); the shards are "
+                            "merged into one run (one bootstrap, one RW fit) by this process")  # fmt: skip
 
 
 def run_requests(args: argparse.Namespace, requests: list[Request], description: str) -> BatchResult:
@@ -73,7 +76,7 @@ def run_requests(args: argparse.Namespace, requests: list[Request], description:
     progress, close = tqdm_progress(description)
     try:
         executor = make_executor(getattr(args, "executor", "local"), getattr(args, "ray_address", None),
-                                 getattr(args, "workers", 2))  # fmt: skip
+                                 getattr(args, "workers", 2), getattr(args, "shard_items", SHARD_ITEMS))  # fmt: skip
         try:
             return executor.run_all(store_from_args(args), requests, progress=progress,
                                     refresh=getattr(args, "no_cache", False))  # fmt: skip

@@ -12,11 +12,15 @@ The pure parts (command lines, table comparison, manifest) live in probes/bundle
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
+import os
+import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +33,15 @@ from probes import bundle as pure
 from probes import wiring
 from probes.bundle import BundleError
 from probes.cli import UserError, store_from_args, tqdm_progress
-from probes.models import ModelLoadError, ModelSpec, model_identity
+from probes.models import (
+    LOCAL_REVISIONS_DIR,
+    TUNED_DIR_ENV,
+    ModelLoadError,
+    ModelSpec,
+    model_identity,
+    tuned_base_dir,
+    tuned_folder,
+)
 from probes.wiring import REGISTRY, Request
 
 MIN_PREFIX = 8
@@ -38,6 +50,12 @@ BUNDLE_VECTOR = "inputs/vector.safetensors"
 BUNDLE_VECTOR_JSON = "inputs/vector.json"
 BUNDLE_VECTOR_RUN = "inputs/vector_run.json"
 TESTBED_FOLDER = "inputs/testbed/"
+BUNDLE_EXPLORE = "inputs/explore.json"
+BUNDLE_VOCABULARY = "inputs/vocabulary.json"
+RUN_FILES = "files/"
+EXPLORE_PROBE = "poisoned-explore"
+LADDER_PROBE = "steering.ladder"
+TUNING_PROBE = "poisoned-rw-steering"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,11 +79,12 @@ class RunInfo:
     device: str | None
     dtype: str | None
     tables: dict[str, pd.DataFrame]
+    files: dict[str, bytes] = field(default_factory=dict)  # the run's stored files (e.g. explore inputs)
 
     @classmethod
     def of(cls, run: StoredRun) -> RunInfo:
         return cls(run.run_id, run.probe, run.model_id, run.revision, run.config, run.input_digest, run.summary,
-                   run.device, run.dtype, run.tables)  # fmt: skip
+                   run.device, run.dtype, run.tables, dict(run.files))  # fmt: skip
 
 
 @dataclass
@@ -260,6 +279,105 @@ def _steering_inputs(info, spec, store, files, rebuilt: Rebuilt) -> object | Non
     return None
 
 
+def _loosely(text: str) -> str:
+    """A pattern for a fixed prompt phrase as a tokenizer may have decoded it (spaces added or dropped)."""
+    return r"\s*".join(re.escape(char) for char in text.replace(" ", ""))
+
+
+def _explore_from_tables(info: RunInfo) -> list:
+    """Guesses at the typed inputs of an explore run stored before runs kept them, from its tables and prompt: the
+    appropriate segments in order, the inappropriate ones in the order they were cycled in, the candidates, and the
+    question as the prompt shows it (as decoded, and with the spaces a word-level tokenizer puts before punctuation
+    removed). Right only when every input shows in the run: the caller keeps the one whose digest is the run's."""
+    from probes.poisoned import ExploreInput
+    from probes.poisoned.contexts import ANSWER_PREFIX, QUESTION_PREFIX
+
+    segments, answers = info.tables.get("segments"), info.tables.get("answers")
+    prompt = str(info.summary.get("prompt") or "")
+    found = list(re.finditer(f"{_loosely(QUESTION_PREFIX)}(.*){_loosely(ANSWER_PREFIX)}", prompt, re.DOTALL))
+    if segments is None or answers is None or not found:
+        return []
+    shown = found[-1].group(1).strip()
+    bad = segments["inappropriate"].astype(bool).tolist()
+    texts = [str(text) for text in segments["text"]]
+    appropriate = tuple(text for text, flag in zip(texts, bad, strict=True) if not flag)
+    inappropriate = tuple(dict.fromkeys(text for text, flag in zip(texts, bad, strict=True) if flag))
+    candidates = tuple(str(candidate) for candidate in answers["candidate"])
+    questions = dict.fromkeys([shown, re.sub(r"\s+([?.!,;:])", r"\1", shown)])
+    return [ExploreInput(question, appropriate, inappropriate, candidates) for question in questions]
+
+
+def _explore_inputs(info: RunInfo, files: dict[str, bytes] | None, rebuilt: Rebuilt) -> object | None:
+    """The question, segments and candidates an explore run scored: the run's own file (runs keep their inputs), the
+    bundle's inputs/explore.json, or (older runs) what its tables and prompt show; checked against its digest."""
+    from probes.poisoned import ExploreInput
+    from probes.poisoned.probe import EXPLORE_INPUTS_FILE
+
+    found = []
+    for label, content in (("the run's stored inputs", info.files.get(EXPLORE_INPUTS_FILE)),
+                           (BUNDLE_EXPLORE, (files or {}).get(BUNDLE_EXPLORE))):  # fmt: skip
+        if content:
+            try:
+                found.append((label, ExploreInput.from_json_bytes(content)))
+            except ValueError:
+                continue
+    found += [("the run's tables and prompt", data) for data in _explore_from_tables(info)]
+    for label, data in found:
+        if digest_json(data.as_dict()) != info.input_digest:
+            continue
+        rebuilt.input_files[BUNDLE_EXPLORE] = data.to_json_bytes()
+        rebuilt.extra_args = pure.explore_args(data.as_dict())
+        rebuilt.inputs_note = (f"{BUNDLE_EXPLORE}: the question, context segments and candidate answers the run "
+                               f"scored (from {label}).")  # fmt: skip
+        return data
+    rebuilt.problem = (
+        f"the run's typed context is not stored with it (an explore run stored before runs kept their inputs) and "
+        f"its tables do not show all of it (input digest {info.input_digest}); explore the context again to store it"
+    )
+    return None
+
+
+def _ladder_vocabularies(spec: ModelSpec, files: dict[str, bytes] | None) -> list[tuple[str, frozenset[str]]]:
+    """(label, vocabulary) of every associative vocabulary a ladder run may have read: the bundle's, then the
+    built-in prompt sets' (as the Steering page derives it)."""
+    from probes.steering.metrics import derived_vocabulary
+
+    found = []
+    if files and BUNDLE_VOCABULARY in files:
+        try:
+            words = json.loads(files[BUNDLE_VOCABULARY])
+            found.append((BUNDLE_VOCABULARY, frozenset(str(word) for word in words)))
+        except (ValueError, TypeError):
+            pass
+    for name, sets in _prompt_set_candidates(spec):
+        vocabulary = frozenset(w.lower() for w in sets.associative_words) or derived_vocabulary(
+            sets.faithful, sets.associative
+        )
+        found.append((f"the built-in {name!r} prompt sets", vocabulary))
+    return found
+
+
+def _ladder_inputs(info, spec, store, files, rebuilt: Rebuilt) -> object | None:
+    vocabularies = _ladder_vocabularies(spec, files)
+    for vector, vector_run, vector_config in _vector_candidates(info, store, files):
+        for label, vocabulary in vocabularies:
+            if digest_json({"vector": vector.digest(), "vocabulary": sorted(vocabulary)}) != info.input_digest:
+                continue
+            rebuilt.input_files[BUNDLE_VOCABULARY] = pure.to_json(sorted(vocabulary))
+            rebuilt.input_files.update({f"inputs/{n}": c for n, c in vector.files().items()})
+            rebuilt.input_files[BUNDLE_VECTOR_RUN] = pure.to_json({"run_id": vector_run, "config": vector_config})
+            rebuilt.inputs_note = (f"{BUNDLE_VOCABULARY}: the associative vocabulary ({label}); inputs/vector.*: "
+                                   "the steering vector the ladder applied.")  # fmt: skip
+            rebuilt.extra_args = None
+            rebuilt.command_note = "the steering ladder is computed by the Steering page only (no CLI command)"
+            return wiring.LadderInputs(vector, vocabulary)
+    rebuilt.problem = (
+        f"the run's steering vector or vocabulary is not stored (an uploaded vector or the user's prompt sets?): no "
+        f"stored steering-vector run with a built-in vocabulary has its input digest {info.input_digest}"
+    )
+    return None
+
+
 def rebuild(
     info: RunInfo, store: ResultStore | None = None, files: dict[str, bytes] | None = None, testbed: str | None = None
 ) -> Rebuilt:
@@ -271,10 +389,14 @@ def rebuild(
         if _no_input_probe(info.probe):
             inputs = None
             rebuilt.inputs_note = "none: this probe reads no input files (its config says everything)."
-        elif info.probe == "poisoned":
+        elif info.probe in ("poisoned", TUNING_PROBE):  # the fine-tuning reads the testbed as a plain curve does
             inputs = _poisoned_inputs(info, spec, store, files, testbed, rebuilt)
         elif info.probe in ("steering", "steering.vectors"):
             inputs = _steering_inputs(info, spec, store, files, rebuilt)
+        elif info.probe == EXPLORE_PROBE:
+            inputs = _explore_inputs(info, files, rebuilt)
+        elif info.probe == LADDER_PROBE:
+            inputs = _ladder_inputs(info, spec, store, files, rebuilt)
         else:
             rebuilt.problem = (
                 f"the {info.probe} probe's inputs (digest {info.input_digest}) are not stored with the run, so they "
@@ -377,6 +499,7 @@ def _readme(run: StoredRun, command: str | None, command_note: str | None, input
         "## Recompute",
         "",
         f"    {command}" if command else f"No CLI command recomputes this run: {command_note}.",
+        *(["", pure.command_note(run.probe)] if command and pure.command_note(run.probe) else []),
         "",
         "Run it in this folder (input paths are relative to it) with the AssocLens checkout on the path "
         "(`PYTHONPATH=/path/to/assoclens`) and a fresh result database (`ASSOCLENS_DB=/tmp/fresh.duckdb`) or "
@@ -407,7 +530,7 @@ def build_bundle(run: StoredRun, store: ResultStore | None = None, export=None, 
         files[f"tables/{table}.parquet"] = _parquet(frame)
         files[f"tables/{table}.csv"] = neutralise_formulas(frame).to_csv(index=False).encode()
     for file_name, content in run.files.items():
-        files[f"files/{file_name}"] = content
+        files[f"{RUN_FILES}{file_name}"] = content
 
     figures, figure_note = _figures(run)
     if figure_note:
@@ -478,9 +601,34 @@ def _bundle_info(files: dict[str, bytes]) -> RunInfo:
         if name not in files:
             raise BundleError(f"{name} is missing from the bundle")
         tables[table] = pd.read_parquet(io.BytesIO(files[name]))
+    run_files = {name.removeprefix(RUN_FILES): content for name, content in files.items() if name.startswith(RUN_FILES)}
     return RunInfo(provenance["run_id"], provenance["probe"], provenance["model_id"], provenance.get("revision"),
                    provenance["config"], provenance.get("input_digest"), summary, provenance.get("device"),
-                   provenance.get("dtype"), tables)  # fmt: skip
+                   provenance.get("dtype"), tables, run_files)  # fmt: skip
+
+
+@contextlib.contextmanager
+def _scratch_tuned_root(folder: Path, spec: ModelSpec | None, active: bool) -> Iterator[None]:
+    """While a fine-tuning run is recomputed, its tuned revision is saved under `folder` (the throwaway temporary
+    folder), never over the stored run's revision in the real tuned root ($ASSOCLENS_TUNED_DIR is read per call).
+    A base model that is itself a tuned revision stays loadable: it is linked into `folder` (read, never written)."""
+    if not active:
+        yield
+        return
+    base = tuned_folder(spec.name, spec.revision) if spec is not None and spec.revision else None
+    before = os.environ.get(TUNED_DIR_ENV)
+    os.environ[TUNED_DIR_ENV] = str(folder)
+    try:
+        if base is not None:
+            link = tuned_base_dir(spec.name) / LOCAL_REVISIONS_DIR / str(spec.revision)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(base.resolve(), target_is_directory=True)
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(TUNED_DIR_ENV, None)
+        else:
+            os.environ[TUNED_DIR_ENV] = before
 
 
 def reproduce(target: str, store: ResultStore, testbed: str | None = None) -> dict:
@@ -507,7 +655,8 @@ def reproduce(target: str, store: ResultStore, testbed: str | None = None) -> di
     try:
         with tempfile.TemporaryDirectory(prefix="assoclens-reproduce-") as folder:
             scratch = ResultStore(Path(folder) / "scratch.duckdb")
-            fresh = wiring.run(scratch, rebuilt.request, progress=progress, refresh=True)
+            with _scratch_tuned_root(Path(folder) / "tuned", rebuilt.request.spec, REGISTRY[info.probe].trains_copy):
+                fresh = wiring.run(scratch, rebuilt.request, progress=progress, refresh=True)
     except ModelLoadError as error:
         raise UserError(f"The run's model {info.model_id} is not available here: {error}") from None
     finally:

@@ -112,8 +112,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_output_args(curve)
     add_executor_args(
         curve,
-        "one task per steering strength (--steer with several --strength values); a curve without --steer is one "
-        "task: its items share one bootstrap and one RW fit, so it is not split into shards of items",
+        "one task per steering strength (--steer with several --strength values), and on Ray one task per "
+        "--shard-items testbed items of each curve, merged by this process into one run (one bootstrap, one RW fit)",
     )
     curve.set_defaults(handler=curve_command)
 

@@ -11,11 +11,16 @@ from probes.poisoned.probe import (
     VERSION,
     CurveConfig,
     CurveResult,
+    CurveShard,
     ExploreConfig,
     ExploreInput,
     ExploreResult,
     explore,
+    merge_shards,
+    prepare,
     run,
+    score_shard,
+    shard_ranges,
 )
 from probes.poisoned.rescorla_wagner import RWFit, fit_rw, rw_curve
 from probes.poisoned.testbed import Testbed, TestbedError, TestbedItem, load_testbed, load_testbed_file
@@ -27,6 +32,7 @@ __all__ = [
     "VERSION",
     "CurveConfig",
     "CurveResult",
+    "CurveShard",
     "ExploreConfig",
     "ExploreInput",
     "ExploreResult",
@@ -38,6 +44,10 @@ __all__ = [
     "fit_rw",
     "load_testbed",
     "load_testbed_file",
+    "merge_shards",
+    "prepare",
     "run",
     "rw_curve",
+    "score_shard",
+    "shard_ranges",
 ]

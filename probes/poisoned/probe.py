@@ -30,6 +30,7 @@ lowered to the largest that fits every item and the summary says so.
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -79,6 +80,7 @@ NAME = "poisoned"
 VERSION = "4"  # 3: chat templates (prompt_format, example_prompt); 4: judge_first
 EXPLORE_NAME = "poisoned-explore"
 EXPLORE_VERSION = "3"  # 3: chat templates; the prompt as the model reads it
+EXPLORE_INPUTS_FILE = "explore_inputs.json"  # the typed context, kept with the run (not part of its key)
 STRENGTHS = ("poisoned_rate", "choice_probability")
 ALL = "all"
 Progress = Callable[[float, str], None]
@@ -428,12 +430,38 @@ def run(
 
     A `SteeredTestbed` with a `Steer` scores under the FlexAC hooks (every position; module docstring); a vector
     built on another model than `model` (named `model_label`) is refused before anything is scored."""
+    report = progress or (lambda fraction, message="": None)
+    prepared = prepare(model, cfg, testbed, model_label)
+    part = score_shard(model, prepared, cfg, None, lambda f, m: report(0.02 + 0.91 * f, m))
+    report(0.93, "fitting the Rescorla-Wagner model")
+    result = merge_shards(cfg, [part])
+    report(1.0, "done")
+    return result
+
+
+@dataclass
+class Prepared:
+    """What scoring needs, the same for the whole testbed and for every shard of it (deterministic given the model's
+    tokenizer, the config and the testbed)."""
+
+    items: list[TestbedItem]  # the chosen items the tokenizer can tell apart, in scoring order
+    skipped: list[dict]
+    coverage: Coverage
+    prompting: Prompting
+    n_used: int  # items per context that fit the model's context window
+    notice: str
+    rows: list[dict]  # one per item x position x share
+    choice_sets: list[ChoiceSet]
+    steer: Steer | None
+
+
+def prepare(model, cfg: CurveConfig, testbed: Testbed | SteeredTestbed, model_label: str = "") -> Prepared:
+    """Choose and check the items and build every prompt (nothing is scored yet)."""
     validate_config(cfg)
     steer = testbed.steer if isinstance(testbed, SteeredTestbed) else None
     testbed = testbed.testbed if isinstance(testbed, SteeredTestbed) else testbed
     if steer is not None:
         check_steer(steer, model, model_label)
-    report = progress or (lambda fraction, message="": None)
     tokenizer = model.tokenizer
     chosen = choose_items(testbed, cfg)
     coverage = measure(tokenizer, item_texts(chosen))
@@ -457,23 +485,91 @@ def run(
         )
     )
     rows, choice_sets = build_requests(prompting, items, n_used, cfg)
-    report(0.02, f"{len(choice_sets)} contexts to score")
-    with steered(model, steer):  # every scored or generated forward pass below, context and content-free alike
-        choice_sets, judgements = judged(model, choice_sets, n_used, cfg, lambda f, m: report(0.02 + 0.3 * f, m))
-        logprobs, fallback = score_choice_sets(
-            model, choice_sets, cfg.share_prompt, cfg.batch_tokens, lambda f, m: report(0.02 + 0.86 * f, m)
-        )
-        free = content_free_logprobs(model, prompting, items, cfg) if cfg.scoring == "calibrated" else None
-        examples = generate_examples(model, prompting, items, n_used, cfg) if cfg.n_generated else _empty_examples()
-    notice = " ".join(text for text in (notice, fallback) if text)
-    scores = score_table(rows, logprobs, cfg, free).assign(judgement=judgements)
-    report(0.93, "fitting the Rescorla-Wagner model")
-    curve, fits, fitted = aggregate(scores, n_used, cfg)
-    report(1.0, "done")
+    return Prepared(items, skipped, coverage, prompting, n_used, notice, rows, choice_sets, steer)
+
+
+def shard_ranges(testbed: Testbed | SteeredTestbed, cfg: CurveConfig, items_per_shard: int) -> list[tuple[int, int]]:
+    """Item ranges [start, stop) covering every item the curve can score, `items_per_shard` each (the last range
+    may reach past the items the tokenizer keeps: its shard is then smaller or empty). One range: no split."""
+    if items_per_shard < 1:
+        raise ValueError(f"A shard needs at least one item (got {items_per_shard}).")
+    plain = testbed.testbed if isinstance(testbed, SteeredTestbed) else testbed
+    total = len(choose_items(plain, cfg))
+    return [(start, min(start + items_per_shard, total)) for start in range(0, max(total, 1), items_per_shard)]
+
+
+@dataclass
+class CurveShard:
+    """The scores of a range of items (all of them for an unsplit curve), and what merging needs to know; travels
+    between processes as a payload (tables and a JSON summary)."""
+
+    scores: pd.DataFrame  # score_table rows of the range's items, in scoring order
+    examples: pd.DataFrame  # generated answers (only the shard that starts at item 0 generates them)
+    meta: dict  # n_items_used, notice, skipped, coverage, prompt_format, example_prompt, steer, fallback, start
+
+    def to_tables(self) -> dict[str, pd.DataFrame]:
+        return {"scores": self.scores, "examples": self.examples}
+
+    def summary(self) -> dict:
+        return self.meta
+
+    @classmethod
+    def from_stored(cls, tables: dict[str, pd.DataFrame], summary: dict, files: dict[str, bytes]) -> CurveShard:
+        return cls(tables["scores"], tables["examples"], summary)
+
+
+def score_shard(
+    model, prepared: Prepared, cfg: CurveConfig, item_range: tuple[int, int] | None, progress: Progress | None = None
+) -> CurveShard:
+    """Score the prompts of the items in `item_range` (None: every item) under the steering, if any."""
+    report = progress or (lambda fraction, message="": None)
+    start, stop = item_range or (0, len(prepared.items))
+    picked = [n for n, row in enumerate(prepared.rows) if start <= row["item"] < stop]
+    rows = [prepared.rows[n] for n in picked]
+    choice_sets = [prepared.choice_sets[n] for n in picked]
+    items = prepared.items[start:stop]
+    report(0.0, f"{len(choice_sets)} contexts to score")
+    fallback, free, judgements, logprobs = "", None, [], np.zeros((0, 2, 2))
+    with steered(model, prepared.steer):  # every scored or generated forward pass below
+        if choice_sets:
+            choice_sets, judgements = judged(model, choice_sets, prepared.n_used, cfg,
+                                             lambda f, m: report(0.33 * f, m))  # fmt: skip
+            logprobs, fallback = score_choice_sets(
+                model, choice_sets, cfg.share_prompt, cfg.batch_tokens, lambda f, m: report(0.95 * f, m)
+            )
+            if cfg.scoring == "calibrated":
+                free = np.full((len(prepared.items), 2), np.nan)  # (items, 2); this shard's rows only
+                free[start : start + len(items)] = content_free_logprobs(model, prepared.prompting, items, cfg)
+        generate = cfg.n_generated and start == 0
+        examples = generate_examples(model, prepared.prompting, prepared.items, prepared.n_used, cfg) if generate \
+            else _empty_examples()  # fmt: skip
+    scores = score_table(rows, logprobs, cfg, free).assign(judgement=judgements) if rows else pd.DataFrame()
+    first_set = choice_sets[0] if choice_sets and start == 0 else prepared.choice_sets[0]  # with its judgement
+    meta = {
+        "start": start, "n_items_used": prepared.n_used, "notice": prepared.notice, "skipped": prepared.skipped,
+        "coverage": asdict(prepared.coverage), "prompt_format": prepared.prompting.format,
+        "example_prompt": prepared.prompting.shown(first_set), "fallback": fallback,
+        "steer": None if prepared.steer is None else prepared.steer.describe(),
+    }  # fmt: skip
+    return CurveShard(scores, examples, meta)
+
+
+def merge_shards(cfg: CurveConfig, shards: list[CurveShard]) -> CurveResult:
+    """One curve from the shards of a testbed (in any order): their scores in scoring order, aggregated, fitted and
+    bootstrapped as one. The same as scoring every item in one go, up to float rounding of differently batched
+    forward passes."""
+    ordered = sorted(shards, key=lambda shard: shard.meta["start"])
+    first = ordered[0].meta
+    scores = pd.concat([shard.scores for shard in ordered if len(shard.scores)], ignore_index=True)
+    examples = next((shard.examples for shard in ordered if len(shard.examples)), ordered[0].examples)
+    fallback = next((shard.meta["fallback"] for shard in ordered if shard.meta["fallback"]), "")
+    notice = " ".join(text for text in (first["notice"], fallback) if text)
+    curve, fits, fitted = aggregate(scores, first["n_items_used"], cfg)
+    coverage = dict(first["coverage"], unknown_examples=tuple(first["coverage"]["unknown_examples"]))
     return CurveResult(
-        cfg, scores, curve, fits, fitted, examples, n_used, notice, skipped, coverage,
-        prompt_format=prompting.format, example_prompt=prompting.shown(choice_sets[0]),
-        steer=None if steer is None else steer.describe(),
+        cfg, scores, curve, fits, fitted, examples, first["n_items_used"], notice, list(first["skipped"]),
+        Coverage(**coverage), prompt_format=first["prompt_format"], example_prompt=first["example_prompt"],
+        steer=first["steer"],
     )  # fmt: skip
 
 
@@ -825,6 +921,24 @@ class ExploreInput:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def to_json_bytes(self) -> bytes:
+        """The inputs as the run's file: canonical JSON, so the same inputs give the same bytes."""
+        return (json.dumps(self.as_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+    @classmethod
+    def from_json_bytes(cls, content: bytes) -> ExploreInput:
+        """The inputs back from `to_json_bytes` (ValueError when the content is not such a file)."""
+        data = json.loads(content)
+        if not isinstance(data, dict):
+            raise ValueError("explore inputs must be a JSON object")
+        try:
+            return cls(
+                str(data["question"]),
+                *(tuple(str(text) for text in data[name]) for name in ("appropriate", "inappropriate", "candidates")),
+            )
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"explore inputs lack a field ({error})") from None
+
 
 @dataclass(frozen=True)
 class ExploreResult:
@@ -836,9 +950,14 @@ class ExploreResult:
     scoring: str
     coverage: Coverage  # share of the question's, segments' and candidates' words the tokenizer can read
     prompt_format: str = "plain"  # "chat" when the prompt went through the tokenizer's chat template
+    inputs: ExploreInput | None = None  # what was typed; stored as a run file so the run can be recomputed
 
     def to_frame(self) -> pd.DataFrame:
         return self.segments
+
+    def files(self) -> dict[str, bytes]:
+        """The typed inputs (question, segments, candidates): the tables keep only what the context used."""
+        return {} if self.inputs is None else {EXPLORE_INPUTS_FILE: self.inputs.to_json_bytes()}
 
     def to_tables(self) -> dict[str, pd.DataFrame]:
         return {"segments": self.segments, "answers": self.answers}
@@ -870,6 +989,7 @@ class ExploreResult:
             scoring=summary["scoring"],
             coverage=Coverage.from_summary(summary),
             prompt_format=summary["prompt_format"],
+            inputs=ExploreInput.from_json_bytes(files[EXPLORE_INPUTS_FILE]) if EXPLORE_INPUTS_FILE in files else None,
         )
 
     @property
@@ -956,4 +1076,6 @@ def explore(model, cfg: ExploreConfig, data: ExploreInput, progress: Progress | 
     texts = [data.question, *data.appropriate, *data.inappropriate, *candidates]
     coverage = measure(model.tokenizer, texts)
     shown = prompting.shown(sets[0])
-    return ExploreResult(shown, answers, table, float(logodds[0]), generated, cfg.scoring, coverage, prompting.format)
+    return ExploreResult(
+        shown, answers, table, float(logodds[0]), generated, cfg.scoring, coverage, prompting.format, data
+    )

@@ -76,6 +76,7 @@ def start_server(db_path: Path, log_path: Path, extra_env: dict[str, str] | None
         TOKENIZERS_PARALLELISM="false",
         OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "2"),
         PYTHONUNBUFFERED="1",
+        ASSOCLENS_JOB_RUNNER="process",  # background jobs in worker processes, as for a user
     )
     env.update(extra_env or {})
     command = [

@@ -142,3 +142,39 @@ def test_induction_emergence_note_follows_the_switch(tiny_model_dir, store_path)
     app.toggle(key="induction-references").set_value(False).run()
     no_trouble(app)
     assert not published_parts(figure(app, "Emergence"))
+
+
+def test_apply_sets_the_chosen_paper_settings_again_after_a_widget_changed(tiny_model_dir, store_path):
+    """In a browser, choosing the same preset again is no select-box change (no callback), so the "Apply" button beside
+    it fills the widgets again with the chosen paper's settings; with no preset chosen there is nothing to apply (no
+    button)."""
+    app = open_page("spectra", tiny_model_dir, mem_k=8, mem_d=8, mem_steps=4)
+    assert "spectra-preset-apply" not in [button.key for button in app.button]
+    app = choose_preset(app, "spectra")
+    assert app.number_input(key="mem_k").value == 64 and app.button(key="spectra-preset-apply").label == "Apply"
+    app.number_input(key="mem_k").set_value(16)
+    app.number_input(key="mem_steps").set_value(3)
+    next(button for button in app.button if button.label == "Train the memory").click().run()  # the form's submit
+    no_trouble(app)
+    assert (app.number_input(key="mem_k").value, app.number_input(key="mem_steps").value) == (16, 3)
+    assert app.selectbox(key="spectra-preset").value == references.preset_options("spectra")[1]  # still chosen
+    app.button(key="spectra-preset-apply").click().run()
+    no_trouble(app)
+    assert (app.number_input(key="mem_k").value, app.number_input(key="mem_steps").value) == (64, 30)
+    assert app.selectbox(key="spectra-preset").value == references.preset_options("spectra")[1]
+
+
+def test_apply_on_the_steering_page_sets_the_layers_for_this_model_again(tiny_model_dir, store_path):
+    app = open_page("steering", tiny_model_dir, steering_sweep="0,2", steering_n_facts=4, steering_tokens=4)
+    app = choose_preset(paste_tiny_sets(app), "steering")
+    layers = app.multiselect(key="steering_layers")
+    expected = references.presets("steering")[0].layers.layers(len(layers.options))
+    assert layers.value == expected and app.number_input(key="steering_pairs").value == 50
+    app.multiselect(key="steering_layers").set_value([0]).run()
+    app.number_input(key="steering_pairs").set_value(7).run()
+    assert app.multiselect(key="steering_layers").value == [0] and app.number_input(key="steering_pairs").value == 7
+    app.button(key="steering-preset-apply").click().run()
+    no_trouble(app)
+    assert (
+        app.multiselect(key="steering_layers").value == expected and app.number_input(key="steering_pairs").value == 50
+    )

@@ -22,7 +22,21 @@ RUNS = {
     "induction": ["induction", "scan", "--seq-len", "8", "--n-seqs", "2", "--seed", "3"],
     "spectra-memory": ["spectra", "memory", "--k", "8", "--steps", "5", "--optimizers", "gd", "muon"],
     "poisoned": ["poisoned", "curve", "--n-items", "4", "--steps", "2", "--max-items", "2", "--bootstrap", "0"],
-}
+    # a typed context: one of the two bad segments is mixed in and an answer has a space the tables strip, so only
+    # the run's stored inputs (not its tables) say what was typed
+    "poisoned-explore": ["poisoned", "explore", "--question", "Where was Vobil born?",
+                         "--segment", "Vobil was born in Suzol.", "--segment", "-Vobil comes from Suzol.",
+                         "--bad-segment", "Vobil was born in Pital.",
+                         "--bad-segment", "The birthplace of Vobil is Pital.",
+                         "--answer", " Suzol", "--answer", "Pital",
+                         "--n-bad", "1", "--position", "first", "--seed", "2"],
+    "induction-attention": ["induction", "attention", "--text", "Vobil was born in Suzol . Vobil was born in",
+                            "--layer", "1", "--head", "0", "--no-bos"],
+    "induction-emergence": ["induction", "train", "--steps", "4", "--record-every", "2", "--batch-size", "4",
+                            "--seq-len", "8", "--vocab-size", "16", "--n-layers", "1", "--n-heads", "2", "--seed", "1"],
+}  # fmt: skip
+OWN_MODEL = {"spectra-memory", "induction-emergence"}
+NO_FIGURES = {"induction-attention"}
 STATIC_WORKS = importlib.util.find_spec("kaleido") is not None and pure.browser_path() is not None
 EVERY_BUNDLE_FILE = ("README.md", "provenance.json", "summary.json", "command.txt", "MANIFEST.json",
                      "inputs/digests.json")  # fmt: skip
@@ -77,8 +91,8 @@ def test_bundle_reproduce_and_command(
         assert pd.read_parquet(folder / "tables" / f"{table}.parquet").equals(run.tables[table])
         assert (folder / "tables" / f"{table}.csv").stat().st_size > 0
     html = sorted(name for name in files if name.endswith(".html"))
-    assert html and all(b"plotly" in files[name].lower() for name in html)
-    if STATIC_WORKS:
+    assert (probe in NO_FIGURES) != bool(html) and all(b"plotly" in files[name].lower() for name in html)
+    if STATIC_WORKS and html:
         assert out["static_export"] == "written" and out["messages"] == []
         for page in html:
             png, svg = files[page.replace(".html", ".png")], files[page.replace(".html", ".svg")]
@@ -93,11 +107,17 @@ def test_bundle_reproduce_and_command(
     assert json.loads(files["inputs/digests.json"])["input_digest"] == run.input_digest
     if probe == "poisoned":
         assert "inputs/testbed/testbed.json" in files
-    if probe != "spectra-memory":
+    if probe == "poisoned-explore":  # what was typed, as stored with the run
+        typed = json.loads(files["inputs/explore.json"])
+        assert typed["inappropriate"] == ["Vobil was born in Pital.", "The birthplace of Vobil is Pital."]
+        assert typed["candidates"] == [" Suzol", "Pital"] and files["files/explore_inputs.json"]
+        assert "from the run's stored inputs" in json.loads(files["inputs/digests.json"])["note"]
+    if probe not in OWN_MODEL:
         assert provenance["model_content_digest"]  # verified through the rebuilt key
 
-    for target in (str(folder), run_id[:10]):  # from the bundle, then from the store
-        code, report, err = cli(capsys, "cache", "reproduce", target, "--json")
+    empty = str(tmp_path / "empty.duckdb")  # the bundle alone (no store) is enough to recompute the run
+    for target, store_args in ((str(folder), ["--db", empty]), (run_id[:10], [])):  # the bundle, then the store
+        code, report, err = cli(capsys, "cache", "reproduce", target, *store_args, "--json")
         assert code == 0, err
         assert report["match"] and report["same_run_id"], report
         assert report["tolerance"]["rtol"] == 0.0 and report["tolerance"]["atol"] == 0.0  # exact on the CPU
@@ -114,7 +134,8 @@ def test_bundle_reproduce_and_command(
     monkeypatch.chdir(folder)  # input paths in the command are relative to the bundle
     code, recomputed, err = cli(capsys, *argv[3:])
     assert code == 0, err
-    assert recomputed["run_id"] == run_id and recomputed["cached"] is False
+    assert recomputed["run_id"] == run_id and recomputed.get("cached") in (False, None)
+    assert ResultStore(tmp_path / "fresh.duckdb").list_runs()["run_id"].tolist() == [run_id]  # computed afresh
 
 
 def test_zip_bundle_and_tampering(
@@ -238,6 +259,140 @@ def test_short_or_unknown_run_id(capsys: pytest.CaptureFixture, store_path: Path
         assert code == 2 and err.count("\n") == 1
 
 
+def test_explore_run_stored_before_runs_kept_their_inputs(
+    capsys: pytest.CaptureFixture, store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An explore run without its inputs file (stored before runs kept one) is rebuilt from its tables and prompt
+    when they show everything typed (the digest decides), and is one clear error when they do not."""
+    from probes import wiring
+    from probes.models import ModelSpec
+    from probes.poisoned import EXPLORE_NAME, ExploreConfig, ExploreInput
+
+    monkeypatch.setattr(pure, "static_export", fail_static)
+    store = ResultStore(store_path)
+    question, good, bad = "Where was Vobil born?", ("Vobil was born in Suzol.",), ("Vobil was born in Pital.",)
+    shown = ExploreInput(question, good, bad, ("Suzol", "Pital"))
+    hidden = ExploreInput(question, good, (*bad, "The birthplace of Vobil is Pital."), ("Suzol", "Pital"))
+    ids = {}
+    for name, data in (("shown", shown), ("hidden", hidden)):
+        request = wiring.Request(EXPLORE_NAME, ExploreConfig(n_inappropriate=1), ModelSpec(), data)
+        payload, seconds = wiring.compute_payload(request)
+        assert set(payload.files) == {"explore_inputs.json"}  # new runs keep what was typed
+        payload.files = {}  # as an older run was stored
+        ids[name] = store.put(request.key(), payload, seconds).run_id
+    code, report, err = cli(capsys, "cache", "reproduce", ids["shown"][:10], "--json")
+    assert code == 0 and report["match"] and report["same_run_id"], err
+    code, out, err = cli(capsys, "cache", "bundle", ids["shown"], "--out", str(tmp_path / "b"), "--json")
+    assert code == 0 and "'--bad-segment=Vobil was born in Pital.'" in out["command"], err
+    digests = json.loads(Path(out["bundle"], "inputs", "digests.json").read_text())
+    assert "from the run's tables and prompt" in digests["note"]
+    assert Path(out["bundle"], "inputs", "explore.json").read_bytes() == shown.to_json_bytes()
+
+    code, report, err = cli(capsys, "cache", "reproduce", ids["hidden"], "--json")  # a segment never mixed in
+    assert code == 2 and report is None and err.count("\n") == 1
+    assert "typed context is not stored" in err
+    code, out, err = cli(capsys, "cache", "bundle", ids["hidden"], "--out", str(tmp_path / "h"), "--json")
+    assert code == 0 and out["command"] is None and "typed context is not stored" in " ".join(out["messages"])
+
+
+def test_ladder_bundle_carries_vector_and_vocabulary(
+    capsys: pytest.CaptureFixture, store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A steering ladder (the Steering page's run) reproduces from the store and from its bundle alone: the bundle
+    carries the vector and the vocabulary; a vocabulary of the user's own is not stored, which is said."""
+    from probes import wiring
+    from probes.models import ModelSpec
+    from probes.steering import LADDER_NAME, LadderConfig
+    from probes.steering.prompts import default_prompt_sets
+
+    monkeypatch.setattr(pure, "static_export", fail_static)
+    code, built, err = cli(capsys, "steering", "vectors", "--n-pairs", "4", "--associative-set", "dream", "--json")
+    assert code == 0, err
+    store = ResultStore(store_path)
+    vectors = wiring.result_of(store.load(built["run_id"])).vectors
+    sets = default_prompt_sets(ModelSpec(), "dream")
+    vocabulary = frozenset(word.lower() for word in sets.associative_words)
+    assert vocabulary
+    config = LadderConfig(prompt=sets.facts[0].prompt, strengths=(-2.0, 2.0), layers=vectors.layers, max_new_tokens=3)
+    ladder = wiring.run(
+        store, wiring.Request(LADDER_NAME, config, ModelSpec(), wiring.LadderInputs(vectors, vocabulary))
+    )
+    before = snapshot(store, ladder.run_id)
+
+    code, out, err = cli(capsys, "cache", "bundle", ladder.run_id, "--out", str(tmp_path / "b"), "--json")
+    assert code == 0, err
+    files = pure.read_bundle(out["bundle"])
+    assert json.loads(files["inputs/vocabulary.json"]) == sorted(vocabulary)
+    assert files["inputs/vector.safetensors"] == vectors.to_safetensors()
+    assert json.loads(files["inputs/vector_run.json"])["run_id"] == built["run_id"]
+    assert out["command"] is None and "Steering page only" in files["command.txt"].decode()
+    for target, store_args in ((out["bundle"], ["--db", str(tmp_path / "empty.duckdb")]), (ladder.run_id, [])):
+        code, report, err = cli(capsys, "cache", "reproduce", target, *store_args, "--json")
+        assert code == 0 and report["match"] and report["same_run_id"], err
+        assert [table["table"] for table in report["tables"]] == ["generations"]
+    assert_unchanged(store, ladder.run_id, before)
+
+    own = wiring.LadderInputs(vectors, frozenset({"mine", "words"}))
+    other = wiring.run(store, wiring.Request(LADDER_NAME, config, ModelSpec(), own))
+    capsys.readouterr()  # the model loading's progress bar, not the command's
+    code, report, err = cli(capsys, "cache", "reproduce", other.run_id, "--json")
+    assert code == 2 and report is None and err.count("\n") == 1 and "vocabulary is not stored" in err
+
+
+def test_rw_steering_tuning_reproduces_without_touching_its_tuned_model(
+    capsys: pytest.CaptureFixture, store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The RW-Steering fine-tuning run reproduces (from the store and from its bundle alone) into a throwaway tuned
+    folder, never over the stored run's revision; its bundle's `poisoned mitigate` command re-keys the same run."""
+    import os
+
+    from probes.models import TUNED_DIR_ENV, tuned_folder
+
+    monkeypatch.setattr(pure, "static_export", fail_static)
+    tuned_dir = tmp_path / "tuned"
+    monkeypatch.setenv(TUNED_DIR_ENV, str(tuned_dir))
+    quick = ["--n-items", "4", "--stage1-steps", "2", "--stage2-steps", "1", "--batch-size", "2", "--held-out", "0.05"]
+    curves = ["--steps=2", "--bootstrap=0"]  # the held-out curves' settings: not part of the fine-tuning run
+    code, out, err = cli(capsys, "poisoned", "mitigate", *quick, *curves, "--json")
+    assert code == 0, err
+    run_id = out["tuning"]["run_id"]
+    folder = tuned_folder("organism", out["revision"])
+    assert folder is not None
+    weights = {path.name: (path.stat().st_mtime_ns, path.read_bytes()) for path in folder.iterdir()}
+    store = ResultStore(store_path)
+    before = snapshot(store, run_id)
+
+    code, bundled, err = cli(capsys, "cache", "bundle", run_id, "--out", str(tmp_path / "b"), "--json")
+    assert code == 0, err
+    files = pure.read_bundle(bundled["bundle"])
+    assert "inputs/testbed/testbed.json" in files and "tuning.run_id" in files["README.md"].decode()
+    for target, store_args in ((bundled["bundle"], ["--db", str(tmp_path / "empty.duckdb")]), (run_id[:10], [])):
+        code, report, err = cli(capsys, "cache", "reproduce", target, *store_args, "--json")
+        assert code == 0 and report["match"] and report["same_run_id"], err
+        assert report["tables"][0]["table"] == "history" and report["tables"][0]["max_abs_diff"]["loss"] == 0.0
+    assert os.environ[TUNED_DIR_ENV] == str(tuned_dir)  # restored after each reproduction
+    assert {path.name: (path.stat().st_mtime_ns, path.read_bytes()) for path in folder.iterdir()} == weights
+    assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no other revision written here
+    assert_unchanged(store, run_id, before)
+
+    # a tuned revision tuned again: its base (a tuned revision itself) stays loadable while the tuning is recomputed
+    code, again, err = cli(capsys, "poisoned", "mitigate", f"--revision={out['revision']}", *quick, *curves, "--json")
+    assert code == 0, err
+    code, report, err = cli(capsys, "cache", "reproduce", again["tuning"]["run_id"], "--json")
+    assert code == 0 and report["match"] and report["same_run_id"], err
+    assert sorted(p.name for p in folder.parent.iterdir()) == sorted([folder.name, again["revision"]])
+
+    argv = shlex.split(bundled["command"])
+    assert argv[3:5] == ["poisoned", "mitigate"]
+    monkeypatch.setenv("ASSOCLENS_DB", str(tmp_path / "fresh.duckdb"))
+    monkeypatch.setenv(TUNED_DIR_ENV, str(tmp_path / "fresh-tuned"))
+    monkeypatch.chdir(bundled["bundle"])
+    code, recomputed, err = cli(capsys, *argv[3:-1], *curves, "--json")
+    assert code == 0, err
+    assert recomputed["tuning"]["run_id"] == run_id and recomputed["tuning"]["cached"] is False
+    assert recomputed["revision"] == out["revision"]
+
+
 # --- the pure parts ---------------------------------------------------------------------------------------
 
 
@@ -249,7 +404,7 @@ def test_command_argv_refuses_a_config_the_cli_cannot_set() -> None:
     with pytest.raises(pure.BundleError, match="adam_beta1"):
         pure.command_argv("spectra-memory", {**config, "adam_beta1": 0.5}, "x", None)
     with pytest.raises(pure.BundleError, match="no one-run CLI command"):
-        pure.command_argv("poisoned-explore", {}, "x", None)
+        pure.command_argv("steering.ladder", {}, "x", None)
 
 
 def test_compare_tables_reports_max_difference_and_tolerance() -> None:

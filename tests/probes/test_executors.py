@@ -146,8 +146,11 @@ def ray_cluster(shared_workers, monkeypatch):
     """`--executor ray` in this test runs on the module's Ray and its warm workers."""
     made = cli.make_executor
 
-    def make(kind: str = "local", address: str | None = None, workers: int = 2):
-        return shared_workers if kind == "ray" and address is None else made(kind, address, workers)
+    def make(kind: str = "local", address: str | None = None, workers: int = 2, shard_items=executors.SHARD_ITEMS):
+        if kind == "ray" and address is None:
+            shared_workers.executor.shard_items = shard_items
+            return shared_workers
+        return made(kind, address, workers, shard_items)
 
     monkeypatch.setattr(cli, "make_executor", make)
     return shared_workers
@@ -187,6 +190,53 @@ def test_ray_steered_curves_match_local(ray_cluster, tiny_model_dir, tmp_path, c
     run_ids = [curve["run_id"] for curve in local["curves"]]
     assert len(set(run_ids)) == 2 and not any(curve["cached"] for curve in local["curves"])
     assert_same_runs(*stores, run_ids)
+
+
+def test_ray_splits_a_testbed_curve_into_shards_of_items_and_merges_them(ray_cluster, tiny_model_dir, tmp_path,
+                                                                          capsys) -> None:  # fmt: skip
+    """`poisoned curve --executor ray --shard-items 2`: 7 items in 4 tasks, merged by the driver into the run the
+    local executor makes (same run id, same curve and fit; log-probs equal up to float rounding of the differently
+    batched forward passes)."""
+    testbed = tmp_path / "tiny_output.json"
+    testbed.write_text(json.dumps(tiny_testbed_items(7)))
+    stores = [tmp_path / "local.duckdb", tmp_path / "ray.duckdb"]
+    outputs = []
+    for db, executor in zip(stores, ("local", "ray"), strict=True):
+        argv = [*curve_args(tiny_model_dir, testbed), "--max-items", "10", "--generate", "3", "--db", str(db),
+                "--executor", executor, "--shard-items", "2"]  # fmt: skip
+        code, out, err = run_cli(capsys, *argv)
+        assert code == 0, err
+        outputs.append(out)
+    local, remote = outputs
+    assert remote["run_id"] == local["run_id"] and remote["points"] == local["points"]
+    a, b = (ResultStore(db).load(local["run_id"]) for db in stores)
+    assert a.summary == b.summary and list(a.tables) == list(b.tables)
+    assert a.tables["scores"]["item"].nunique() == 7
+    for name in ("curve", "fits", "fitted", "scores", "examples"):
+        pd.testing.assert_frame_equal(a.tables[name], b.tables[name], check_exact=False, rtol=1e-5, atol=1e-5)
+    assert ray_cluster.executor.shard_items == 2
+    from probes import poisoned
+
+    bed = poisoned.load_testbed(testbed.read_bytes(), testbed.name)
+    ranges = poisoned.shard_ranges(bed, poisoned.CurveConfig(max_items_per_category=10), 2)
+    assert ranges == [(0, 2), (2, 4), (4, 6), (6, 7)]  # the 4 tasks the Ray run merged
+
+
+def test_a_failing_shard_fails_its_request_only(ray_cluster, tiny_model_dir, tmp_path) -> None:
+    """A request whose shards cannot run is one failure; nothing of it is stored, the other request is."""
+    from probes import poisoned
+
+    testbed = poisoned.load_testbed(json.dumps(tiny_testbed_items(5)).encode(), "tiny_output.json")
+    good = Request(poisoned.NAME, poisoned.CurveConfig(n_items=6, proportion_steps=2, n_bootstrap=0),
+                   ModelSpec(str(tiny_model_dir), device="cpu"), testbed)  # fmt: skip
+    bad = Request(poisoned.NAME, poisoned.CurveConfig(n_items=6, proportion_steps=2, n_bootstrap=0, scoring="nope"),
+                  ModelSpec(str(tiny_model_dir), device="cpu"), testbed)  # fmt: skip
+    store = ResultStore(tmp_path / "results.duckdb")
+    ray_cluster.executor.shard_items = 2
+    result = ray_cluster.run_all(store, [bad, good])
+    assert len(result.runs) == 1 and result.runs[0].run_id == good.key().run_id()
+    assert len(result.failures) == 1 and "scoring" in result.failures[0].reason
+    assert store.get(bad.key()) is None
 
 
 def steering_prompts() -> dict:
