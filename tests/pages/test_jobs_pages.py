@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from cache import ResultStore
@@ -112,3 +113,18 @@ def test_a_job_with_other_settings_is_shown_and_its_settings_can_be_taken(store_
     assert at.number_input(key="induction_train_seed_repeat").value == 7
     assert not [b for b in at.button if b.label == "Start training"]  # now this page's settings: the job is shown
     assert not [e for e in at.expander if "other settings" in e.label]
+
+
+def test_an_unreachable_ray_address_is_one_message_and_no_job(store_path, tiny_model_dir) -> None:
+    pytest.importorskip("ray")
+    from probes.models import ModelSpec
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["model_spec"] = ModelSpec(name=str(tiny_model_dir), device="cpu")
+    at.session_state["ray_address"] = "127.0.0.1:9"
+    at.run()
+    at.switch_page("pages/induction.py").run()
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert not at.exception
+    assert [e.value for e in at.error if "No Ray cluster reachable at 127.0.0.1:9" in e.value]
+    assert JobStore(ResultStore(store_path)).list() == []
