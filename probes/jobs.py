@@ -5,7 +5,8 @@ Part of the wiring layer (with probes/wiring.py and probes/executors.py). A `Job
 (one run, or a checkpoint sweep's many) or an RW-Steering mitigation. `submit(store, plan)` records a job in the
 store's job table (cache/jobs.py) and starts a worker:
 
-* `process` (the default): a fresh Python process (multiprocessing, spawn) that loads the model itself, runs the
+* `process` (the default): a fresh Python process (`python -m probes.jobs`, the plan handed over on its stdin; not
+  multiprocessing, whose spawn would rerun the Streamlit script in the child) that loads the model itself, runs the
   plan through `wiring.run` / the local executor and writes progress, history records (emergence training's curve)
   and the finished runs to the store. With a Ray address in the plan, the worker process is the driver of a Ray
   executor instead: the computation runs on the cluster, the worker still writes the store (Ray tasks return
@@ -21,10 +22,12 @@ again resumes.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
+import pickle
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -37,13 +40,14 @@ from cache import ResultStore, digest_json
 from cache.jobs import CANCELLED, Job, JobStore
 from probes import wiring
 from probes.executors import LocalExecutor, RayExecutor, check_reachable, import_ray, reason_of
-from probes.models import load_model
+from probes.models import REPO_ROOT, load_model
 from probes.wiring import MitigationPlan, Request
 
 RUNNER_ENV = "ASSOCLENS_JOB_RUNNER"
 RUNNERS = ("process", "inline")
 LOCAL_RAY = "local"  # the Ray address that starts a Ray on this machine
 REPORT_EVERY_S = 0.5  # progress and records are written at most this often (every write opens the database)
+_WORKERS: list[subprocess.Popen] = []  # worker processes this process started and has not reaped yet
 UNSTARTED_GRACE_S = 120.0  # a queued job with no worker recorded yet is given this long (the spawn may be slow)
 STOPPED_BY_SIGNAL = (
     "the worker was stopped before it finished (the app shut down, or its process was terminated); runs it had "
@@ -153,24 +157,35 @@ def worker_alive(job: Job) -> bool:
     host, pid, started = parsed
     if host != socket.gethostname():
         return True
-    multiprocessing.active_children()  # reaps this process's finished workers, so they are not zombies
+    _reap()  # this process's ended workers are reaped first, so they are not taken for zombies that run
     now = _process_start(pid)
     return now is not None and (started == "?" or now == "?" or now == started)
 
 
-def dead_reason(job: Job) -> str:
+def dead_reason(job: Job, log: Path | None = None) -> str:
+    """Why an active job has no worker any more, with the last line its worker wrote to stderr, if any."""
     parsed = _parse_worker(job.worker or "")
     who = f"Its worker process (pid {parsed[1]})" if parsed else "Its worker"
     where = f" at {job.progress:.0%}" + (f" ({job.message})" if job.message else "")
+    last = _last_line(log) if log is not None else ""
+    said = f" Its last words: {last}" if last else ""
     return (
         f"{who} stopped before the job finished{where}: the app was restarted, or the process was killed (running "
-        "out of memory is the usual cause). Runs it had finished are stored; start it again to resume."
+        f"out of memory is the usual cause).{said} Runs it had finished are stored; start it again to resume."
     )
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:300] if lines else ""
 
 
 def reconcile(store: ResultStore) -> list[Job]:
     """End the active jobs whose worker is gone (failed, with the reason); returns them."""
-    return JobStore(store).mark_dead(worker_alive, dead_reason)
+    return JobStore(store).mark_dead(worker_alive, lambda job: dead_reason(job, job_log(store, job.job_id)))
 
 
 # --- starting, cancelling -----------------------------------------------------------------------------------
@@ -197,12 +212,37 @@ def submit(store: ResultStore, plan: JobPlan, runner: str | None = None) -> Job:
     if runner == "inline":
         execute(store, job.job_id, plan)
     else:
-        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads or CUDA state inherited
-        worker = context.Process(target=worker_main, args=(str(store.path), job.job_id, plan), daemon=True,
-                                 name=f"assoclens-job-{job.job_id[:8]}")  # fmt: skip
-        worker.start()
+        worker = start_worker(store, job.job_id, plan)
         jobs.set_worker(job.job_id, worker_label(worker.pid))
     return jobs.require(job.job_id)
+
+
+def job_log(store: ResultStore, job_id: str) -> Path:
+    """Where a job's worker writes its stderr (next to the store's database)."""
+    return store.path.parent / "jobs" / f"{job_id}.log"
+
+
+def start_worker(store: ResultStore, job_id: str, plan: JobPlan) -> subprocess.Popen:
+    """A fresh interpreter running `worker_main` for the job; the plan travels pickled over its stdin (our own
+    objects, from this process: nothing a user uploaded is executed, an upload is only data inside the plan)."""
+    log = job_log(store, job_id)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    paths = [str(REPO_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)), "TRANSFORMERS_VERBOSITY": "error"}
+    with open(log, "wb") as errors:
+        worker = subprocess.Popen([sys.executable, "-m", "probes.jobs", str(store.path), job_id], cwd=REPO_ROOT,
+                                  env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors)  # fmt: skip
+    try:
+        worker.stdin.write(pickle.dumps(plan))
+        worker.stdin.close()
+    except BrokenPipeError:
+        pass  # the worker died at once; its log says why and `reconcile` ends the job
+    _WORKERS.append(worker)  # kept to be reaped (`_reap`), so an ended worker is not left a zombie
+    return worker
+
+
+def _reap() -> None:
+    _WORKERS[:] = [worker for worker in _WORKERS if worker.poll() is None]
 
 
 def cancel(store: ResultStore, job_id: str) -> Job:
@@ -261,9 +301,8 @@ def _raise_cancelled(signum, frame) -> None:
 
 
 def worker_main(db_path: str, job_id: str, plan: JobPlan) -> None:
-    """The worker process's entry point."""
+    """The worker process's work: the job, with SIGTERM as a cancel."""
     signal.signal(signal.SIGTERM, _raise_cancelled)
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     execute(ResultStore(db_path), job_id, plan)
 
 
@@ -333,3 +372,9 @@ def _run_plan(store: ResultStore, plan: JobPlan, load: Callable, reporter: _Repo
         return stored, None
     first = result.failures[0]
     return stored, f"{stored}; {len(result.failures)} failed, first {first.request}: {first.reason}"
+
+
+if __name__ == "__main__":  # python -m probes.jobs DB_PATH JOB_ID, the plan pickled on stdin (start_worker)
+    from probes import jobs  # the importable module: one JobCancelled and JobPlan, whichever module raises or loads
+
+    jobs.worker_main(sys.argv[1], sys.argv[2], pickle.load(sys.stdin.buffer))

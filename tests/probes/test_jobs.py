@@ -160,3 +160,16 @@ def test_a_ray_job_stores_the_same_runs_as_a_local_one(store, tmp_path) -> None:
     for run_id in local.run_ids:
         for name, frame in local_store.load(run_id).tables.items():
             assert store.load(run_id).tables[name].equals(frame)
+
+
+def test_a_dead_worker_s_last_words_are_in_the_reason(store) -> None:
+    table = JobStore(store)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    table.create("crashed", "k", "probe", None, "crashing worker", {})
+    table.start("crashed", f"{socket.gethostname()}:{gone.pid}:1")
+    log = jobs.job_log(store, "crashed")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("Traceback (most recent call last):\n  ...\nImportError: libcuda.so.1: cannot open shared object\n")
+    jobs.reconcile(store)
+    assert "Its last words: ImportError: libcuda.so.1" in table.require("crashed").error
