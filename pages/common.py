@@ -21,7 +21,7 @@ from probes.wiring import REGISTRY, Request
 SPEC_STATE_KEY = "model_spec"
 RAY_ADDRESS_KEY = "ray_address"  # the sidebar's cluster setting: jobs compute on Ray when it is set
 USER_ERRORS = (ModelLoadError, StoreError, ValueError, MemoryError, ExecutorError)
-JOB_POLL_S = 1.0  # how often a page showing a running job rereads it
+JOB_POLL_S = 1.5  # how often a page showing a running job rereads it (each read opens the database)
 
 
 def _leave_legacy_multipage_mode() -> None:
@@ -217,8 +217,10 @@ def job_progress(job_id: str, key: str, live: Callable[[Job], None] | None = Non
     page reruns once it has ended."""
     store = get_store()
     try:
-        jobs.reconcile(store)
         job = JobStore(store).require(job_id)
+        if job.active and not jobs.worker_alive(job):  # its worker died: end it now, with the reason
+            jobs.reconcile(store)
+            job = JobStore(store).require(job_id)
     except USER_ERRORS as error:
         show_error(error)
         return

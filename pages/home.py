@@ -32,9 +32,9 @@ with st.expander("The embedded model (organism)", expanded=False):
         st.warning("The trained organism is not present: the default model is an untrained random stand-in.")
 
 
-@st.fragment(run_every=JOB_POLL_S)
-def jobs_section() -> None:
-    """Running and recent background jobs, reread every JOB_POLL_S while any is running; cancel a running one."""
+def jobs_section(polling: bool) -> None:
+    """Running and recent background jobs (a fragment, reread every JOB_POLL_S while `polling`: some job runs);
+    cancel a running one."""
     store = get_store()
     try:
         jobs.reconcile(store)
@@ -44,6 +44,8 @@ def jobs_section() -> None:
     except USER_ERRORS as error:
         show_error(error)
         return
+    if polling and not running:
+        st.rerun()  # the last job ended: the whole page, so it stops polling and its run history lists the new runs
     if recent.empty:
         st.caption("None yet. Long runs (emergence training, checkpoint sweeps, RW-Steering) run as background jobs "
                    "and are listed here while they run and after.")  # fmt: skip
@@ -61,7 +63,11 @@ def jobs_section() -> None:
 
 
 st.header("Background jobs")
-jobs_section()
+try:
+    some_running = bool(JobStore(get_store()).list(limit=1, statuses=ACTIVE))
+except USER_ERRORS:
+    some_running = False  # jobs_section says what is wrong
+st.fragment(jobs_section, run_every=JOB_POLL_S if some_running else None)(some_running)
 
 st.header("Run history")
 store = get_store()

@@ -13,7 +13,8 @@ Bundle layout (`<probe>-<12-char run id>/`):
     tables/<name>.parquet, tables/<name>.csv
     figures/<n>-<slug>.html (+ .png, .svg when the static export can start a browser)
     inputs/              the input files the run read (when they can be rebuilt), inputs/digests.json always:
-                         testbed/<file> (curves, RW-Steering fine-tuning), prompt_sets.json, vector.* (steering,
+                         testbed/<file> (curves, RW-Steering fine-tuning), split.json (a mitigation's held-out
+                         curves: the fine-tuning run whose split they scored), prompt_sets.json, vector.* (steering,
                          steered curves, ladders), vocabulary.json (ladders), explore.json (an explored context)
     files/               the run's stored files (e.g. a steering vector's safetensors), when it has any
     MANIFEST.json        sha256 and size of every other file
@@ -160,7 +161,8 @@ def _command_specs() -> dict[str, CommandSpec]:
             Flag("zipf_exponent", "--zipf-exponent"), Flag("lr_adam", "--lr-adam"), Flag("lr_muon", "--lr-muon"),
             Flag("seed", "--seed"),
         ), transformer.TransformerConfig, takes_model=False),
-        weights.NAME: CommandSpec(("spectra", "weights"), (Flag("top_k", "--top-k"),), weights.WeightsConfig),
+        weights.NAME: CommandSpec(("spectra", "weights"), (Flag("top_k", "--top-k"),), weights.WeightsConfig,
+                                  note="Its JSON prints this run's id as `models[0].run_id`."),
         "poisoned": CommandSpec(("poisoned", "curve"), (
             Flag("n_items", "--n-items"), Flag("proportion_steps", "--steps"),
             Flag("positions", "--position", "nargs"), Flag("max_items_per_category", "--max-items"),
@@ -226,6 +228,49 @@ def explore_args(inputs: Mapping) -> list[str]:
         *(f"--bad-segment={text}" for text in inputs["inappropriate"]),
         *(f"--answer={text}" for text in inputs["candidates"]),
     ]
+
+
+MITIGATION_CURVE_FLAGS = (
+    Flag("proportion_steps", "--steps"), Flag("positions", "--position", "nargs"), Flag("scoring", "--scoring"),
+    Flag("n_bootstrap", "--bootstrap"),
+)  # fmt: skip
+MITIGATION_SHARED = ("n_items", "chat_template", "seed")  # `poisoned mitigate` sets these for the tuning and the curves
+
+
+def mitigation_curve_args(curve_config: Mapping, tuning_config: Mapping, held_out_items: int, after: bool) -> list[str]:
+    """The curve arguments (--steps, --position, --scoring, --bootstrap) of the `poisoned mitigate` command whose
+    held-out curve (before the fine-tuning, or `after` it: judgement first) is this run: every other curve setting
+    must be what that command sets (the tuning run's n_items, chat template and seed, every held-out item, all
+    categories, the CLI's defaults). Raises BundleError naming the settings no `poisoned mitigate` command gives."""
+    from probes.poisoned import CurveConfig
+
+    expected = {f.name: f.default for f in fields(CurveConfig)}
+    expected.update({name: tuning_config.get(name) for name in MITIGATION_SHARED})
+    expected.update({"max_items_per_category": held_out_items, "categories": (), "judge_first": after})
+    flagged = {flag.field for flag in MITIGATION_CURVE_FLAGS}
+    differ = [name for name, value in curve_config.items() if name not in flagged
+              and (name not in expected or not _same(value, expected[name]))]  # fmt: skip
+    if differ:
+        raise BundleError(
+            f"no `poisoned mitigate` command sets {', '.join(differ)} of this held-out curve as the run has them"
+        )
+    return [token for flag in MITIGATION_CURVE_FLAGS for token in _flag_tokens(flag, curve_config[flag.field])]
+
+
+def mitigation_note(after: bool, tuning_run_id: str) -> str:
+    """What the `poisoned mitigate` command of a held-out curve does besides recomputing it (the README says it)."""
+    common = (
+        f"`poisoned mitigate` runs the whole RW-Steering mitigation: the base model's held-out curve before, the "
+        f"fine-tuning run ({tuning_run_id[:12]}: `tuning.run_id` in the JSON; the tuned revision is saved under "
+        "$ASSOCLENS_TUNED_DIR) and the tuned model's held-out curve after; "
+    )
+    if not after:
+        return common + "this run is the curve before (`before.run_id` in the JSON)."
+    return common + (
+        "this run is the curve after (`after.run_id` in the JSON). Its key holds the tuned folder's content digest: "
+        "the command gives this run's id where the fine-tuning reproduces bit for bit (deterministic CPU training); "
+        "`cache reproduce` recomputes this very run where its tuned folder is under $ASSOCLENS_TUNED_DIR."
+    )
 
 
 def vector_args(vector_config: Mapping, sweep_config: Mapping) -> list[str]:
@@ -466,6 +511,8 @@ __all__ = [
     "command_line",
     "command_note",
     "explore_args",
+    "mitigation_curve_args",
+    "mitigation_note",
     "compare_tables",
     "machine",
     "manifest_for",

@@ -6,6 +6,10 @@ provenance, inputs, the command that recomputes it and a manifest of sha256 dige
 request (config, model, inputs) from the store or a verified bundle, checks that it keys the same run id, recomputes
 it into a throwaway store in a temporary folder (the stored run is never touched) and compares every table.
 
+An RW-Steering mitigation's held-out curves (before, and after on the tuned revision) read the held-out split of a
+testbed: their inputs are found by splitting each candidate testbed as the stored (or bundled, inputs/split.json)
+fine-tuning run did and comparing digests; the after-curve reproduces only where its tuned folder exists.
+
 The pure parts (command lines, table comparison, manifest) live in probes/bundle.py; this module reads the store.
 """
 
@@ -38,6 +42,7 @@ from probes.models import (
     TUNED_DIR_ENV,
     ModelLoadError,
     ModelSpec,
+    load_tokenizer,
     model_identity,
     tuned_base_dir,
     tuned_folder,
@@ -52,6 +57,7 @@ BUNDLE_VECTOR_RUN = "inputs/vector_run.json"
 TESTBED_FOLDER = "inputs/testbed/"
 BUNDLE_EXPLORE = "inputs/explore.json"
 BUNDLE_VOCABULARY = "inputs/vocabulary.json"
+BUNDLE_SPLIT = "inputs/split.json"
 RUN_FILES = "files/"
 EXPLORE_PROBE = "poisoned-explore"
 LADDER_PROBE = "steering.ladder"
@@ -98,6 +104,9 @@ class Rebuilt:
     extra_args: list[str] | None = field(default_factory=list)  # input arguments of the command; None: none fits
     command_note: str | None = None
     content_digest: str | None = None  # the model folder's content digest, when the rebuilt key proves it
+    argv: list[str] | None = None  # the whole command when it is another probe's (a mitigation's held-out curves)
+    note: str | None = None  # what that command does besides recomputing this run (else the probe's command_note)
+    model_missing: bool = False  # the inputs are known; only the run's model is not here (the command still fits)
 
 
 def resolve_run_id(store: ResultStore, prefix: str) -> str:
@@ -227,11 +236,134 @@ def _poisoned_inputs(info, spec, store, files, testbed, rebuilt: Rebuilt) -> obj
                     rebuilt.command_note = "the steering vector's run is not in this store"
                 rebuilt.inputs_note += " inputs/vector.*: the steering vector applied."
             return inputs
+    if info.probe == "poisoned" and not isinstance(steer, dict):
+        held_out = _held_out_inputs(info, store, files, testbed, rebuilt)
+        if held_out is not None or rebuilt.problem:
+            return held_out
     rebuilt.problem = (
-        f"the run's testbed is not stored (a user upload?): none of the built-in testbeds (nor --testbed) has its "
-        f"digest {info.input_digest}; pass the file with --testbed FILE"
+        f"the run's testbed is not stored (a user upload?): none of the built-in testbeds (nor --testbed, nor the "
+        f"held-out split of a stored RW-Steering run) has its digest {info.input_digest}; pass the file with "
+        "--testbed FILE"
     )
     return None
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """An RW-Steering fine-tuning run whose held-out split a mitigation's curves score (from the store, or the
+    bundle's inputs/split.json)."""
+
+    run_id: str
+    model_id: str
+    revision: str | None  # the base model's revision (the tuned one is `revision_name(run_id)`)
+    config: dict
+    input_digest: str | None  # the full testbed's digest
+    held_out_digest: str | None  # as the run's summary recorded it (None: not known, the split decides)
+
+    @classmethod
+    def of(cls, run: StoredRun) -> Tuning:
+        split = run.summary.get("split") if isinstance(run.summary.get("split"), dict) else {}
+        return cls(run.run_id, run.model_id, run.revision, run.config, run.input_digest, split.get("held_out_digest"))
+
+    def as_dict(self) -> dict:
+        return {"tuning_run_id": self.run_id, "model_id": self.model_id, "revision": self.revision,
+                "config": self.config, "input_digest": self.input_digest,
+                "held_out_digest": self.held_out_digest}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Tuning:
+        return cls(str(data["tuning_run_id"]), str(data["model_id"]), data.get("revision"), dict(data["config"]),
+                   data.get("input_digest"), data.get("held_out_digest"))  # fmt: skip
+
+
+def _tuning_candidates(info: RunInfo, store: ResultStore | None, files: dict[str, bytes] | None) -> list[tuple]:
+    """(tuning run, is the run the curve after it) of every fine-tuning whose held-out curve the run may be: the
+    bundle's inputs/split.json, then the stored runs; the curve before is of the tuning's model, the curve after of
+    its tuned revision."""
+    from probes.poisoned.mitigate import revision_name
+
+    found: list[Tuning] = []
+    if files and BUNDLE_SPLIT in files:
+        try:
+            found.append(Tuning.from_dict(json.loads(files[BUNDLE_SPLIT])))
+        except (ValueError, KeyError, TypeError):
+            pass
+    if store is not None:
+        found += [Tuning.of(store.load(run_id)) for run_id in store.list_runs(probe=TUNING_PROBE)["run_id"]]
+    after = bool(info.config.get("judge_first"))  # the tuned model's curve is measured with its judgement first
+    return [
+        (tuning, after)
+        for tuning in found
+        if tuning.model_id == info.model_id
+        and tuning.held_out_digest in (None, info.input_digest)
+        and info.revision == (revision_name(tuning.run_id) if after else tuning.revision)
+    ]
+
+
+def _held_out_inputs(info, store, files, testbed, rebuilt: Rebuilt) -> object | None:
+    """The held-out testbed of an RW-Steering mitigation's curve (before or after): a candidate tuning run's full
+    testbed split as `plan_mitigation` splits it (the base model's tokenizer, the tuning's split settings), kept
+    when the held-out items' digest is the run's input digest."""
+    from probes.poisoned import load_testbed
+    from probes.poisoned.mitigate import split_items
+
+    for tuning, after in _tuning_candidates(info, store, files):
+        base = ModelSpec(name=tuning.model_id, revision=tuning.revision)
+        try:
+            settings = config_object(TUNING_PROBE, tuning.config)
+        except UserError:  # a tuning run of another version's config
+            continue
+        for label, name, content, is_default in _testbed_candidates(info, base, files, testbed):
+            try:
+                bed = load_testbed(content, name)
+            except ValueError:  # TestbedError
+                continue
+            if bed.digest != tuning.input_digest:
+                continue
+            try:
+                held_out = split_items(bed, load_tokenizer(base), settings).held_out
+            except ValueError:  # too few usable items to split
+                continue
+            if wiring.curve_input_digest(held_out) != info.input_digest:
+                continue
+            _held_out_bundle(info, tuning, after, name, content, is_default, label, len(held_out.items), rebuilt)
+            if after and tuned_folder(info.model_id, str(info.revision)) is None:
+                rebuilt.model_missing = True
+                rebuilt.problem = (
+                    f"the run's model is not available here: {info.model_id}@{info.revision} is the revision "
+                    f"RW-Steering run {tuning.run_id[:12]} tuned, and no folder of it is under $ASSOCLENS_TUNED_DIR "
+                    f"({tuned_base_dir(info.model_id) / LOCAL_REVISIONS_DIR}); copy the tuned folder there"
+                )
+            return held_out
+    return None
+
+
+def _held_out_bundle(info, tuning: Tuning, after: bool, name, content, is_default, label, n_items, rebuilt) -> None:
+    """The held-out curve's bundle inputs (the full testbed, the tuning run's split settings) and its command."""
+    rebuilt.input_files[TESTBED_FOLDER + name] = content
+    rebuilt.input_files[BUNDLE_SPLIT] = pure.to_json(
+        {
+            **tuning.as_dict(),
+            "testbed": TESTBED_FOLDER + name,
+            "held_out_digest": info.input_digest,
+            "held_out_items": n_items,
+            "curve": "after" if after else "before",
+        }  # fmt: skip
+    )
+    rebuilt.inputs_note = (
+        f"{TESTBED_FOLDER}{name}: the full testbed ({label}); {BUNDLE_SPLIT}: the RW-Steering fine-tuning run "
+        f"{tuning.run_id[:12]} (model, split settings) whose held-out split of it ({n_items} items, by question) "
+        f"this {'after' if after else 'before'}-curve scored."
+    )
+    rebuilt.extra_args = [] if is_default else [f"--testbed={TESTBED_FOLDER}{name}"]
+    try:
+        curve = pure.mitigation_curve_args(info.config, tuning.config, n_items, after)
+        rebuilt.argv = pure.command_argv(
+            TUNING_PROBE, tuning.config, tuning.model_id, tuning.revision, [*rebuilt.extra_args, *curve]
+        )
+        rebuilt.note = pure.mitigation_note(after, tuning.run_id)
+    except BundleError as error:
+        rebuilt.extra_args, rebuilt.command_note = None, str(error)
 
 
 def _prompt_set_candidates(spec: ModelSpec) -> list[tuple[str, object]]:
@@ -407,12 +539,17 @@ def rebuild(
         rebuilt.problem = f"the run's model is not available here ({error})"
         return rebuilt
     if rebuilt.problem:
-        rebuilt.inputs_note = f"not included: {rebuilt.problem}."
+        if not rebuilt.model_missing:
+            rebuilt.inputs_note = f"not included: {rebuilt.problem}."
         return rebuilt
     try:
         request = Request(info.probe, config, spec, inputs)
         run_id = request.key().run_id()
-    except (ModelLoadError, ValueError, TypeError) as error:
+    except ModelLoadError as error:  # the key holds a local model's content digest
+        rebuilt.model_missing = True
+        rebuilt.problem = f"the run's model is not available here ({' '.join(str(error).split())})"
+        return rebuilt
+    except (ValueError, TypeError) as error:
         rebuilt.problem = f"the run's request cannot be rebuilt here ({' '.join(str(error).split())})"
         return rebuilt
     if run_id != info.run_id:
@@ -428,11 +565,13 @@ def rebuild(
 
 
 def command_for(info: RunInfo, rebuilt: Rebuilt) -> tuple[str | None, str | None]:
-    """(the command line, None) or (None, why there is none)."""
-    if rebuilt.problem:
+    """(the command line, None) or (None, why there is none). A run whose model is not here still has one."""
+    if rebuilt.problem and not rebuilt.model_missing:
         return None, rebuilt.problem
     if rebuilt.extra_args is None:
         return None, rebuilt.command_note or "no command line names these inputs"
+    if rebuilt.argv is not None:
+        return pure.command_line(rebuilt.argv), None
     try:
         argv = pure.command_argv(info.probe, info.config, info.model_id, info.revision, rebuilt.extra_args)
     except BundleError as error:
@@ -473,7 +612,8 @@ def _figures(run: StoredRun) -> tuple[list, str | None]:
 
 
 def _readme(run: StoredRun, command: str | None, command_note: str | None, inputs_note: str, figures: list[str],
-            messages: list[str], tolerance: dict) -> bytes:  # fmt: skip
+            messages: list[str], tolerance: dict, note: str | None = None) -> bytes:  # fmt: skip
+    note = pure.command_note(run.probe) if note is None else note
     how = "exactly (a CPU run)." if tolerance["rtol"] == 0 else f"within a relative tolerance of {tolerance['rtol']:g}."
     lines = [
         f"# Run {run.run_id[:12]}: {run.probe} on {run.model_id}{'@' + run.revision if run.revision else ''}",
@@ -499,7 +639,7 @@ def _readme(run: StoredRun, command: str | None, command_note: str | None, input
         "## Recompute",
         "",
         f"    {command}" if command else f"No CLI command recomputes this run: {command_note}.",
-        *(["", pure.command_note(run.probe)] if command and pure.command_note(run.probe) else []),
+        *(["", note] if command and note else []),
         "",
         "Run it in this folder (input paths are relative to it) with the AssocLens checkout on the path "
         "(`PYTHONPATH=/path/to/assoclens`) and a fresh result database (`ASSOCLENS_DB=/tmp/fresh.duckdb`) or "
@@ -562,7 +702,8 @@ def build_bundle(run: StoredRun, store: ResultStore | None = None, export=None, 
     files["provenance.json"] = pure.to_json(provenance)
     files["summary.json"] = pure.to_json(run.summary)
     files["command.txt"] = ((command or f"# no CLI command recomputes this run: {command_note}") + "\n").encode()
-    files["README.md"] = _readme(run, command, command_note, rebuilt.inputs_note, names, messages, tolerance)
+    files["README.md"] = _readme(run, command, command_note, rebuilt.inputs_note, names, messages, tolerance,
+                                 rebuilt.note)  # fmt: skip
     files[pure.MANIFEST] = pure.to_json(pure.manifest_for(files))
     return Bundle(name, files, messages, command)
 

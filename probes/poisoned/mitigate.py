@@ -64,6 +64,9 @@ FULL_MAX_PARAMETERS = 100_000_000  # above this, "auto" fine-tunes with LoRA
 MIN_ITEMS = 20  # usable testbed items needed to split into train and held-out sets
 REVISION_PREFIX = "rw-steering-"
 CARD_FILE = "rw_steering.json"
+# Card fields that differ between two runs of the same training; kept out of the folder's rw_steering.json, whose
+# bytes are part of the folder's content digest (the same training must give the same model identity and run ids).
+VARYING_CARD_FIELDS = ("train_time_s",)
 Progress = Callable[[float, str], None]
 
 
@@ -372,7 +375,8 @@ def save_revision(model, tokenizer, spec: ModelSpec, revision: str, card: dict) 
     try:
         model.save_pretrained(partial, safe_serialization=True)
         tokenizer.save_pretrained(partial)
-        (partial / CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=True))
+        kept = {name: value for name, value in card.items() if name not in VARYING_CARD_FIELDS}
+        (partial / CARD_FILE).write_text(json.dumps(kept, indent=2, sort_keys=True))
         (partial / "MODEL_CARD.md").write_text(model_card(card))
         if final.exists():
             shutil.rmtree(final)

@@ -428,3 +428,109 @@ def test_a_reproduction_that_does_not_match_exits_1(capsys: pytest.CaptureFixtur
     assert main(["cache", "reproduce", "0123456789ab", "--json"]) == 1
     monkeypatch.setattr(bundle_cli, "reproduce", lambda target, store, testbed=None: {"match": True, "tables": []})
     assert main(["cache", "reproduce", "0123456789ab", "--json"]) == 0
+
+
+# --- a mitigation's held-out curves ------------------------------------------------------------------------
+
+QUICK_TUNING = ["--n-items=4", "--stage1-steps=2", "--stage2-steps=1", "--batch-size=2", "--held-out=0.05"]
+QUICK_CURVES = ["--steps=2", "--bootstrap=0"]
+
+
+def mitigation(capsys: pytest.CaptureFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """A tiny `poisoned mitigate` run (its tuned revision under tmp_path/tuned)."""
+    from probes.models import TUNED_DIR_ENV
+
+    monkeypatch.setattr(pure, "static_export", fail_static)
+    monkeypatch.setenv(TUNED_DIR_ENV, str(tmp_path / "tuned"))
+    code, out, err = cli(capsys, "poisoned", "mitigate", *QUICK_TUNING, *QUICK_CURVES, "--json")
+    assert code == 0, err
+    return out
+
+
+def test_mitigation_curves_reproduce_from_store_and_bundle(
+    capsys: pytest.CaptureFixture, store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The held-out curves before and after an RW-Steering fine-tuning reproduce exactly, from the store and from
+    their bundles alone: a bundle carries the full testbed and the tuning run's split settings (inputs/split.json),
+    from which the held-out testbed is split again to the run's digest; its `poisoned mitigate` command re-keys the
+    before-curve (and recomputes the after-curve's tables)."""
+    from probes.models import TUNED_DIR_ENV, ModelSpec, load_tokenizer
+    from probes.poisoned import load_testbed
+    from probes.poisoned.mitigate import MitigateConfig, split_items
+
+    out = mitigation(capsys, tmp_path, monkeypatch)
+    store = ResultStore(store_path)
+    tuning_id = out["tuning"]["run_id"]
+    ids = {"before": out["before"]["run_id"], "after": out["after"]["run_id"]}
+    snapshots = {name: snapshot(store, run_id) for name, run_id in ids.items()}
+    bundles = {}
+    for name, run_id in ids.items():
+        run = store.load(run_id)
+        assert run.probe == "poisoned" and run.config["judge_first"] == (name == "after")
+        code, bundled, err = cli(capsys, "cache", "bundle", run_id, "--out", str(tmp_path / "b"), "--json")
+        assert code == 0 and bundled["command"], (bundled, err)
+        bundles[name] = bundled
+        files = pure.read_bundle(bundled["bundle"])
+        split = json.loads(files["inputs/split.json"])
+        assert (
+            split["tuning_run_id"] == tuning_id
+            and split["curve"] == name
+            and split["held_out_digest"] == (run.input_digest)
+        )
+        # the held-out testbed, split again from the bundle's files alone, has the run's digest
+        full = load_testbed(files[split["testbed"]], split["testbed"].rsplit("/", 1)[-1])
+        assert full.digest == split["input_digest"] == store.load(tuning_id).input_digest
+        held_out = split_items(full, load_tokenizer(ModelSpec()), MitigateConfig(**split["config"])).held_out
+        assert held_out.digest == run.input_digest and len(held_out.items) == split["held_out_items"] < len(full.items)
+        readme = files["README.md"].decode()
+        assert f"`{name}.run_id` in the JSON" in readme and tuning_id[:12] in readme
+        argv = shlex.split(bundled["command"])
+        assert argv[3:5] == ["poisoned", "mitigate"] and "--steps=2" in argv and "--bootstrap=0" in argv
+        for target, store_args in ((bundled["bundle"], ["--db", str(tmp_path / "empty.duckdb")]), (run_id[:10], [])):
+            code, report, err = cli(capsys, "cache", "reproduce", target, *store_args, "--json")
+            assert code == 0, err
+            assert report["match"] and report["same_run_id"] and report["recomputed_run_id"] == run_id, report
+            assert report["tolerance"]["rtol"] == 0.0 and {t["table"] for t in report["tables"]} == set(run.tables)
+            assert all(diff == 0.0 for table in report["tables"] for diff in table["max_abs_diff"].values())
+        assert_unchanged(store, run_id, snapshots[name])
+    assert bundles["before"]["command"] == bundles["after"]["command"]  # one command makes all three runs
+
+    monkeypatch.setenv("ASSOCLENS_DB", str(tmp_path / "fresh.duckdb"))
+    monkeypatch.setenv(TUNED_DIR_ENV, str(tmp_path / "fresh-tuned"))
+    monkeypatch.chdir(bundles["before"]["bundle"])
+    code, recomputed, err = cli(capsys, *shlex.split(bundles["before"]["command"])[3:])
+    assert code == 0, err
+    assert recomputed["before"]["run_id"] == ids["before"] and recomputed["tuning"]["run_id"] == tuning_id
+    assert recomputed["before"]["cached"] is False and recomputed["revision"] == out["revision"]
+    assert recomputed["after"]["run_id"] == ids["after"]  # the retrained folder has the same content digest
+    fresh = ResultStore(tmp_path / "fresh.duckdb").load(recomputed["after"]["run_id"])
+    for table, frame in store.load(ids["after"]).tables.items():  # the retrained model scores the same
+        pd.testing.assert_frame_equal(fresh.tables[table], frame)
+
+
+def test_after_curve_without_its_tuned_folder_is_one_clear_message(
+    capsys: pytest.CaptureFixture, store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the tuned revision's folder is missing, reproducing the after-curve (from the store or its bundle) is one
+    error line saying the run's model is not available here; its bundle still carries the inputs and the command,
+    and the before-curve (the base model's) still reproduces."""
+    from probes.models import TUNED_DIR_ENV
+
+    out = mitigation(capsys, tmp_path, monkeypatch)
+    after, before = out["after"]["run_id"], out["before"]["run_id"]
+    code, bundled, err = cli(capsys, "cache", "bundle", after, "--out", str(tmp_path / "b"), "--json")
+    assert code == 0 and not any("command.txt" in message for message in bundled["messages"]), err
+
+    monkeypatch.setenv(TUNED_DIR_ENV, str(tmp_path / "elsewhere"))  # a machine without the tuned folder
+    for target, store_args in ((bundled["bundle"], ["--db", str(tmp_path / "empty.duckdb")]), (after[:10], [])):
+        code, report, err = cli(capsys, "cache", "reproduce", target, *store_args, "--json")
+        assert code == 2 and report is None and err.count("\n") == 1 and err.startswith("error: "), err
+        assert "the run's model is not available here" in err and out["revision"] in err
+        assert str(tmp_path / "elsewhere") in err
+    code, missing, err = cli(capsys, "cache", "bundle", after, "--out", str(tmp_path / "m"), "--json")
+    assert code == 0 and missing["command"] == bundled["command"], err
+    files = pure.read_bundle(missing["bundle"])
+    assert {"inputs/split.json", "inputs/testbed/testbed.json"} <= set(files)
+    assert "the run's model is not available here" not in json.loads(files["inputs/digests.json"])["note"]
+    code, report, err = cli(capsys, "cache", "reproduce", before, "--json")
+    assert code == 0 and report["match"] and report["same_run_id"], err
