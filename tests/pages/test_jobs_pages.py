@@ -128,3 +128,23 @@ def test_an_unreachable_ray_address_is_one_message_and_no_job(store_path, tiny_m
     assert not at.exception
     assert [e.value for e in at.error if "No Ray cluster reachable at 127.0.0.1:9" in e.value]
     assert JobStore(ResultStore(store_path)).list() == []
+
+
+def test_testbed_curves_run_as_a_background_job_when_asked(tiny_model_dir, store_path) -> None:
+    from tests.pages.test_poisoned_page import open_page, paste
+    from tests.pages.test_poisoned_page import tiny_items as items
+
+    app = paste(open_page(tiny_model_dir), json.dumps(items()))
+    assert app.checkbox(key="poisoned-background").value is False  # a 4-item testbed: in the page by default
+    app.slider(key="poisoned-n-items").set_value(4)
+    app.select_slider(key="poisoned-steps").set_value(2)
+    app.number_input(key="poisoned-bootstrap").set_value(20)
+    app.checkbox(key="poisoned-background").check()
+    app.button[0].click()  # the form's "Compute curves"
+    app.run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    titles = [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in app.get("plotly_chart")]
+    assert titles[0] == "Poisoned-context curve: poisoned rate vs share of inappropriate items"
+    (job,) = JobStore(ResultStore(store_path)).list()
+    assert job.status == "done" and job.probe == "poisoned" and job.title.startswith("Poisoned-context curves")
+    assert job.run_id == ResultStore(store_path).list_runs(probe="poisoned")["run_id"][0]
