@@ -7,8 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ from cache.jobs import FAILED, JobStore
 from probes import jobs
 from probes.induction import emergence
 from probes.wiring import Request
+from tests.probes.test_jobs import job_of_a_dead_worker
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 TIMEOUT = 180
@@ -84,15 +83,12 @@ def test_a_reopened_page_shows_the_running_job_and_its_curve_so_far(store_path, 
 
 def test_the_app_marks_jobs_of_dead_workers_failed_when_it_starts(store_path) -> None:
     table = JobStore(ResultStore(store_path))
-    gone = subprocess.Popen(["true"])
-    gone.wait()
-    table.create("orphan", "k", "induction-emergence", None, "Orphaned training", {})
-    table.start("orphan", f"{socket.gethostname()}:{gone.pid}:1")
+    pid = job_of_a_dead_worker(table, "orphan", "induction-emergence", "Orphaned training")
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     assert not at.exception
     assert any("marked failed: Orphaned training" in w.value for w in at.warning)
     job = table.require("orphan")
-    assert job.status == FAILED and f"pid {gone.pid}" in job.error
+    assert job.status == FAILED and f"pid {pid}" in job.error
 
 
 def test_a_job_with_other_settings_is_shown_and_its_settings_can_be_taken(store_path, tiny_model_dir) -> None:

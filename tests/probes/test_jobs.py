@@ -104,12 +104,18 @@ def test_cancel_stops_the_worker_and_stores_nothing(store) -> None:
     assert store.list_runs().empty
 
 
-def test_restarting_ends_the_jobs_of_dead_workers_only(store) -> None:
-    table = JobStore(store)
+def job_of_a_dead_worker(table: JobStore, job_id: str, probe: str = "probe", title: str = "dead worker") -> int:
+    """A running job whose worker process has exited (as after a kill or an app restart); returns its pid."""
     gone = subprocess.Popen(["true"])
     gone.wait()
-    table.create("dead", "k1", "probe", None, "dead worker", {})
-    table.start("dead", f"{socket.gethostname()}:{gone.pid}:1")
+    table.create(job_id, f"key-{job_id}", probe, None, title, {})
+    table.start(job_id, f"{socket.gethostname()}:{gone.pid}:1")
+    return gone.pid
+
+
+def test_restarting_ends_the_jobs_of_dead_workers_only(store) -> None:
+    table = JobStore(store)
+    job_of_a_dead_worker(table, "dead")
     table.create("alive", "k2", "probe", None, "live worker", {})
     table.start("alive", jobs.worker_label(os.getpid()))
     table.create("fresh", "k3", "probe", None, "just queued", {})  # no worker yet, but just created
@@ -164,10 +170,7 @@ def test_a_ray_job_stores_the_same_runs_as_a_local_one(store, tmp_path) -> None:
 
 def test_a_dead_worker_s_last_words_are_in_the_reason(store) -> None:
     table = JobStore(store)
-    gone = subprocess.Popen(["true"])
-    gone.wait()
-    table.create("crashed", "k", "probe", None, "crashing worker", {})
-    table.start("crashed", f"{socket.gethostname()}:{gone.pid}:1")
+    job_of_a_dead_worker(table, "crashed")
     log = jobs.job_log(store, "crashed")
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("Traceback (most recent call last):\n  ...\nImportError: libcuda.so.1: cannot open shared object\n")
