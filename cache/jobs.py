@@ -215,11 +215,20 @@ class JobStore:
         return [json.loads(row[0]) for row in rows]
 
     def finish(self, job_id: str, run_ids: list[str], message: str = "finished") -> bool:
-        return self._update(
-            job_id,
-            "status = 'done', progress = 1.0, message = ?, finished_at = ?, run_ids_json = ?, run_id = ?",
-            [message, _now(), json.dumps(run_ids), run_ids[-1] if run_ids else None],
-        )
+        """End an active job as done. Its history records go: its stored runs hold what they recorded (a failed or
+        cancelled job keeps them, as the only trace of how far it got)."""
+
+        def write(con):
+            changed = con.execute(
+                "UPDATE jobs SET status = 'done', progress = 1.0, message = ?, finished_at = ?, run_ids_json = ?, "
+                "run_id = ? WHERE job_id = ? AND status IN ('queued', 'running')",
+                [message, _now(), json.dumps(run_ids), run_ids[-1] if run_ids else None, job_id],
+            ).fetchone()[0]
+            if changed:
+                con.execute("DELETE FROM job_records WHERE job_id = ?", [job_id])
+            return changed > 0
+
+        return bool(self.store.transact(write))
 
     def fail(self, job_id: str, error: str, status: str = FAILED) -> bool:
         """End an active job as failed (or cancelled) with the reason; a finished job is left as it is."""

@@ -43,6 +43,16 @@ def test_a_cancel_is_seen_by_the_next_report(table) -> None:
     assert table.fail("j1", "cancelled by the user", CANCELLED) and table.require("j1").status == CANCELLED
 
 
+def test_a_done_job_drops_its_records_and_a_failed_one_keeps_them(table) -> None:
+    for job_id in ("ok", "bad"):
+        table.create(job_id, job_id, "p", None, job_id, {})
+        table.start(job_id, "w")
+        table.append_records(job_id, [{"step": 0}])
+    table.finish("ok", ["r1"])
+    table.fail("bad", "it broke")
+    assert table.records("ok") == [] and table.records("bad") == [{"step": 0}]
+
+
 def test_records_keep_their_order_across_appends(table) -> None:
     table.create("j1", "key", "p", None, "A job", {})
     table.append_records("j1", [{"step": 0}, {"step": 10}])
