@@ -46,6 +46,7 @@ from probes.wiring import MitigationPlan, Request
 RUNNER_ENV = "ASSOCLENS_JOB_RUNNER"
 RUNNERS = ("process", "inline")
 LOCAL_RAY = "local"  # the Ray address that starts a Ray on this machine
+JOB_RAY_WORKERS = 2  # Ray workers of a job, as the CLI's default --workers (each loads its own model copy)
 REPORT_EVERY_S = 0.5  # progress and records are written at most this often (every write opens the database)
 _WORKERS: list[subprocess.Popen] = []  # worker processes this process started and has not reaped yet
 UNSTARTED_GRACE_S = 120.0  # a queued job with no worker recorded yet is given this long (the spawn may be slow)
@@ -357,8 +358,9 @@ def _run_plan(store: ResultStore, plan: JobPlan, load: Callable, reporter: _Repo
         run = wiring.run(store, plan.requests[0], load, progress=reporter.progress, on_record=reporter.record)
         reporter.stored(run.run_id)
         return "finished", None
-    if plan.ray_address:  # 'local' starts a Ray on this machine (one worker slot)
-        executor = RayExecutor(address=None if plan.ray_address == LOCAL_RAY else plan.ray_address, workers=1)
+    if plan.ray_address:  # 'local' starts a Ray on this machine
+        address = None if plan.ray_address == LOCAL_RAY else plan.ray_address
+        executor = RayExecutor(address=address, workers=JOB_RAY_WORKERS)
     else:
         executor = LocalExecutor()
     try:
