@@ -193,9 +193,9 @@ def background_job(
             if restore is not None:
                 st.button("Use its settings", key=f"{key}-restore-{other.job_id[:8]}", on_click=restore,
                           args=(other,), help="The page takes the job's settings: its result shows here.")  # fmt: skip
-            job_progress(other.job_id, f"{key}-other-{other.job_id[:8]}", live)
+            job_progress(other.job_id, f"{key}-other-{other.job_id[:8]}", live, len(other.run_ids))
     if job is not None and job.active:
-        job_progress(job.job_id, key, live)
+        job_progress(job.job_id, key, live, len(job.run_ids))
         return
     if job is not None and job.status in (FAILED, CANCELLED) and not start:
         ended = st.warning if job.status == CANCELLED else st.error
@@ -212,9 +212,10 @@ def background_job(
 
 
 @st.fragment(run_every=JOB_POLL_S)
-def job_progress(job_id: str, key: str, live: Callable[[Job], None] | None = None) -> None:
-    """A running job, reread every JOB_POLL_S: progress, where it runs, a cancel button and `live(job)`; the whole
-    page reruns once it has ended."""
+def job_progress(job_id: str, key: str, live: Callable[[Job], None] | None = None, runs_shown: int = 0) -> None:
+    """A running job, reread every JOB_POLL_S: progress, where it runs, a cancel button and `live(job)`. The whole
+    page reruns once it has ended, and when it has stored more runs than the `runs_shown` the page drew (a fragment
+    keeps the arguments of the page run that drew it, so each page run sets the count anew)."""
     store = get_store()
     try:
         job = JobStore(store).require(job_id)
@@ -224,8 +225,8 @@ def job_progress(job_id: str, key: str, live: Callable[[Job], None] | None = Non
     except USER_ERRORS as error:
         show_error(error)
         return
-    if not job.active:
-        st.rerun()
+    if not job.active or len(job.run_ids) > runs_shown:
+        st.rerun()  # it ended, or stored another run (a sweep's checkpoint): the page draws what is stored now
     st.progress(job.progress, text=f"{job.title}: {job.message or job.status}")
     where = "on the Ray cluster " + job.config["executor"][4:] if job.config.get("executor", "").startswith("ray:") \
         else "in a worker process"  # fmt: skip

@@ -14,6 +14,8 @@ run computed by either is the same stored run. `run_all(store, requests, load, p
    `Failure` with its reason while the others go on; nothing of a failed task is stored;
 4. on KeyboardInterrupt every run finished so far is already stored; the interrupt propagates.
 
+`on_stored(run)` is called as each computed run is stored (a background job records it, so its page can show it).
+
 Ray is optional (requirements-ray.txt): `RayUnavailable` says how to install it.
 """
 
@@ -213,6 +215,7 @@ class LocalExecutor:
         load: Load = load_model,
         progress: Progress | None = None,
         refresh: bool = False,
+        on_stored: Callable[[StoredRun], None] | None = None,
     ) -> BatchResult:
         tracker = _Tracker(len(requests), progress)
         outcomes, pending = _look_up(store, requests, refresh, tracker)
@@ -230,6 +233,8 @@ class LocalExecutor:
                 tracker.finished(False)
                 continue
             outcomes[item.index] = wiring.store_payload(store, item.request, payload, duration_s)
+            if on_stored is not None:
+                on_stored(outcomes[item.index])
             computed += 1
             tracker.finished(True)
         return _result(outcomes, computed)
@@ -381,6 +386,7 @@ class RayExecutor:
         load: Load = load_model,
         progress: Progress | None = None,
         refresh: bool = False,
+        on_stored: Callable[[StoredRun], None] | None = None,
     ) -> BatchResult:
         tracker = _Tracker(len(requests), progress)
         outcomes, pending = _look_up(store, requests, refresh, tracker)
@@ -452,6 +458,8 @@ class RayExecutor:
                 elif task.item_range is None:
                     payload = payload_from_wire(answer["payload"])
                     outcomes[item.index] = wiring.store_payload(store, item.request, payload, answer["duration_s"])
+                    if on_stored is not None:
+                        on_stored(outcomes[item.index])
                     computed += 1
                     tracker.finished(True)
                 else:
@@ -461,6 +469,8 @@ class RayExecutor:
                     if len(parts) == task.of:
                         merged = wiring.merge_shard_payloads(item.request, [parts[n] for n in sorted(parts)])
                         outcomes[item.index] = wiring.store_payload(store, item.request, merged, answer["duration_s"])
+                        if on_stored is not None:
+                            on_stored(outcomes[item.index])
                         del shards[item.index]
                         computed += 1
                         tracker.finished(True)

@@ -286,8 +286,12 @@ class _Reporter:
         if time.monotonic() - self.last >= REPORT_EVERY_S:
             self.flush()
 
-    def stored(self, run_id: str) -> None:
-        self.run_ids.append(run_id)
+    def stored(self, run_id: str, now: bool = False) -> None:
+        """A run the job stored (`now`: written to the job at once, so a page showing the job sees it)."""
+        if run_id not in self.run_ids:
+            self.run_ids.append(run_id)
+        if now:
+            self.flush()
 
     def flush(self) -> None:
         self.last = time.monotonic()
@@ -364,11 +368,11 @@ def _run_plan(store: ResultStore, plan: JobPlan, load: Callable, reporter: _Repo
     else:
         executor = LocalExecutor()
     try:
-        result = executor.run_all(store, plan.requests, load, progress=reporter.progress)
+        result = executor.run_all(store, plan.requests, load, progress=reporter.progress,
+                                  on_stored=lambda run: reporter.stored(run.run_id, now=True))  # fmt: skip
     finally:
         executor.close()
-    for run in result.runs:
-        reporter.stored(run.run_id)
+    reporter.run_ids = [run.run_id for run in result.runs]  # in request order, the ones served from the store too
     stored = f"{len(result.runs)} of {len(plan.requests)} runs stored"
     if not result.failures:
         return stored, None

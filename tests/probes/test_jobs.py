@@ -183,3 +183,22 @@ def test_a_dead_worker_s_last_words_are_in_the_reason(store) -> None:
     log.write_text("Traceback (most recent call last):\n  ...\nImportError: libcuda.so.1: cannot open shared object\n")
     jobs.reconcile(store)
     assert "Its last words: ImportError: libcuda.so.1" in table.require("crashed").error
+
+
+def test_a_sweep_job_records_each_run_as_it_is_stored(store, monkeypatch) -> None:
+    """So the page showing the job can draw each checkpoint as it lands (it reruns when the run ids grow)."""
+    reported: list[tuple[str, ...]] = []
+    report = JobStore.report
+
+    def spy(self, job_id, progress, message, run_ids=None):
+        if run_ids is not None:
+            reported.append(tuple(run_ids))
+        return report(self, job_id, progress, message, run_ids)
+
+    monkeypatch.setattr(JobStore, "report", spy)
+    monkeypatch.setattr(jobs, "REPORT_EVERY_S", 3600.0)  # no timed reports: only the ones a stored run forces
+    requests = organism_scans()
+    job = jobs.submit(store, plan_of(*requests), runner="inline")
+    first, second = (request.key().run_id() for request in requests)
+    assert job.status == DONE and job.run_ids == (first, second)
+    assert (first,) in reported and reported.index((first,)) < reported.index((first, second))
