@@ -98,7 +98,7 @@ class JobStore:
 
     def __init__(self, store: ResultStore):
         self.store = store
-        store.transact(lambda con: con.execute(JOBS_SCHEMA))
+        store.ensure_schema(JOBS_SCHEMA)  # once per store: pages build a JobStore on every poll
 
     def _one(self, query: str, params: list) -> Job | None:
         row = self.store.transact(lambda con: con.execute(query, params).fetchone())

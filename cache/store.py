@@ -157,6 +157,7 @@ class ResultStore:
         self.lock_timeout_s = lock_timeout_s
         self.notice: str | None = None  # set when a corrupt file was moved aside on opening
         self._schema_lock = threading.Lock()
+        self._extra_schemas: set[str] = set()  # DDL of other tables already run on this file (`ensure_schema`)
         self._served: OrderedDict[str, tuple[tuple, StoredRun]] = OrderedDict()  # run_id -> (file signature, run)
         self._served_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -175,6 +176,14 @@ class ResultStore:
                 self._forget()
                 self.notice = f"The result database was unreadable; it was moved to {aside} and a fresh one started."
                 self._with_connection(lambda con: con.execute(SCHEMA))
+
+    def ensure_schema(self, ddl: str) -> None:
+        """Create other tables of this file (`CREATE TABLE IF NOT EXISTS ...`), once per store object."""
+        with self._schema_lock:
+            if ddl in self._extra_schemas:
+                return
+            self._with_connection(lambda con: con.execute(ddl))
+            self._extra_schemas.add(ddl)
 
     def transact(self, work: Callable[[duckdb.DuckDBPyConnection], object]):
         """Run `work(connection)` in one transaction of this store's file, with the store's retry rules (other

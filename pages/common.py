@@ -10,9 +10,10 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from cache import ResultStore, StoredRun, StoreError
-from cache.jobs import CANCELLED, FAILED, Job, JobStore
+from cache.jobs import ACTIVE, CANCELLED, FAILED, Job, JobStore
 from cache.store import DB_PATH_ENV
 from probes import jobs, wiring
+from probes import references as published
 from probes.executors import ExecutorError
 from probes.jobs import JobPlan
 from probes.models import EMBEDDED_MODEL_NAME, ModelLoadError, ModelSpec, load_model
@@ -181,10 +182,11 @@ def background_job(
     store = get_store()
     try:
         jobs.reconcile(store)
-        table = JobStore(store)
-        job = table.latest_for(plan.key())
-        others = [other for other in table.list(statuses=("queued", "running"))
-                  if other.probe == plan.probe and other.job_key != plan.key()]  # fmt: skip
+        table, job_key = JobStore(store), plan.key()
+        job = table.latest_for(job_key)
+        others = [
+            other for other in table.list(statuses=ACTIVE) if other.probe == plan.probe and other.job_key != job_key
+        ]
     except USER_ERRORS as error:
         show_error(error)
         return
@@ -301,8 +303,6 @@ def run_caption(run: StoredRun) -> None:
 
 def _apply_paper_settings(page: str, n_layers: int | None) -> None:
     """Fill the page's widgets with the chosen paper's settings (a callback: it runs before the widgets are drawn)."""
-    from probes import references as published
-
     st.session_state.update(published.preset_state(page, st.session_state.get(f"{page}-preset"), n_layers))
 
 
@@ -312,8 +312,6 @@ def paper_settings(page: str, n_layers: int | None = None) -> str | None:
     changed (choosing the same option again is no change, so the select box alone cannot); the button shows only
     while a paper's settings are chosen. `n_layers`: the model's layer count, for presets whose layers depend on it.
     Returns the chosen label."""
-    from probes import references as published
-
     choice, button = st.columns([5, 1], vertical_alignment="bottom")
     label = choice.selectbox(
         "Paper settings",
@@ -331,6 +329,18 @@ def paper_settings(page: str, n_layers: int | None = None) -> str | None:
             help="Set the widgets to the chosen paper's settings again (after you changed some).",
         )
     return label
+
+
+def paper_header(page: str, n_layers: int | None = None) -> dict | None:
+    """A probe page's head row: "Paper settings" (`paper_settings`), the notes of the chosen paper's settings, and
+    the switch for the published reference values; returns the references to draw (None when switched off)."""
+    left, right = st.columns([2, 1], vertical_alignment="bottom")
+    with left:
+        preset = paper_settings(page, n_layers)
+    shown = right.toggle("Show published reference values", value=True, key=f"{page}-references")
+    for note in published.preset_notes(page, preset):
+        st.info(note)
+    return published.load_references() if shown else None
 
 
 _leave_legacy_multipage_mode()

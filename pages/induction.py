@@ -17,12 +17,11 @@ from pages.common import (
     get_model,
     job_plan,
     job_records,
-    paper_settings,
+    paper_header,
     request_for,
     run_caption,
     show_error,
 )
-from probes import references as published
 from probes.defaults import ENGLISH_DATA_DIR, organism_data_dir, uses_english_defaults
 from probes.figures import induction as figures
 from probes.induction import attention, emergence, scores, sweep
@@ -35,13 +34,7 @@ SWEEP_LABEL = "Run sweep"
 
 st.title("Induction heads")
 about_box(*figures.about_text(emergence.PHASE_THRESHOLDS["repeat"], emergence.PHASE_THRESHOLDS["bursty"]))
-left, right = st.columns([2, 1], vertical_alignment="bottom")
-with left:
-    preset = paper_settings("induction")
-shown = right.toggle("Show published reference values", value=True, key="induction-references")
-for note in published.preset_notes("induction", preset):
-    st.info(note)
-references = published.load_references() if shown else None
+references = paper_header("induction")
 
 scan_tab, emergence_tab, sweep_tab = st.tabs(["Scan", "Emergence", "Checkpoint sweep"])
 

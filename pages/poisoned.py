@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import about_box, paper_settings
+from pages.common import about_box, paper_header
 from pages.poisoned_tabs.curves import curves_tab
 from pages.poisoned_tabs.explore import explore_tab
 from pages.poisoned_tabs.inputs import read_testbed
 from pages.poisoned_tabs.mitigate import mitigate_tab
-from probes import references as published
 
 # The tabs, in order: (label, function drawing the tab from the chosen testbed, None when there is none, and the
 # published references to draw, None when hidden).
@@ -43,13 +42,7 @@ about_box(
     "context, n is lowered and a notice says so.",
 )
 
-left, right = st.columns([2, 1], vertical_alignment="bottom")
-with left:
-    preset = paper_settings("poisoned")
-shown = right.toggle("Show published reference values", value=True, key="poisoned-references")
-for note in published.preset_notes("poisoned", preset):
-    st.info(note)
-references = published.load_references() if shown else None
+references = paper_header("poisoned")
 testbed = read_testbed()
 for tab, (_, draw) in zip(st.tabs([label for label, _ in TABS]), TABS, strict=True):
     with tab:

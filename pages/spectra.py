@@ -10,10 +10,9 @@ from pages.common import (
     cached_run,
     current_spec,
     export_buttons,
-    paper_settings,
+    paper_header,
     run_caption,
 )
-from probes import references as published
 from probes.figures import spectra as figures
 from probes.models import EMBEDDED_MODEL_NAME, ModelLoadError, ModelSpec, local_folder, local_revisions
 from probes.spectra import memory, transformer, weights
@@ -298,13 +297,7 @@ def model_section() -> None:
 
 st.title("Optimizer spectra: Muon vs Adam")
 about_box(*figures.ABOUT)
-left, right = st.columns([2, 1], vertical_alignment="bottom")
-with left:
-    preset = paper_settings("spectra")
-shown = right.toggle("Show published reference values", value=True, key="spectra-references")
-for note in published.preset_notes("spectra", preset):
-    st.info(note)
-references = published.load_references() if shown else None
+references = paper_header("spectra")
 SECTIONS = ["Associative memory", "Small transformer", "Loaded model"]
 section = st.radio("View", SECTIONS, horizontal=True, key="spectra_section", label_visibility="collapsed")
 if section == SECTIONS[0]:

@@ -12,12 +12,11 @@ from pages.common import (
     current_spec,
     export_buttons,
     get_model,
-    paper_settings,
+    paper_header,
     prompt_caption,
     run_caption,
     show_error,
 )
-from probes import references as published
 from probes import steering
 from probes.figures import steering as figures
 from probes.models import ModelLoadError
@@ -43,13 +42,7 @@ except (ModelLoadError, ValueError, MemoryError) as error:
 n_layers = model.cfg.n_layers
 
 
-left, right = st.columns([2, 1], vertical_alignment="bottom")
-with left:
-    preset = paper_settings("steering", n_layers)
-shown = right.toggle("Show published reference values", value=True, key="steering-references")
-for note in published.preset_notes("steering", preset):
-    st.info(note)
-references = published.load_references() if shown else None
+references = paper_header("steering", n_layers)
 
 
 def defaults_label(kind: str, associative_set: str) -> str:

@@ -215,7 +215,7 @@ class LocalExecutor:
         load: Load = load_model,
         progress: Progress | None = None,
         refresh: bool = False,
-        on_stored: Callable[[StoredRun], None] | None = None,
+        on_stored: Callable[[StoredRun], None] = lambda run: None,
     ) -> BatchResult:
         tracker = _Tracker(len(requests), progress)
         outcomes, pending = _look_up(store, requests, refresh, tracker)
@@ -233,8 +233,7 @@ class LocalExecutor:
                 tracker.finished(False)
                 continue
             outcomes[item.index] = wiring.store_payload(store, item.request, payload, duration_s)
-            if on_stored is not None:
-                on_stored(outcomes[item.index])
+            on_stored(outcomes[item.index])
             computed += 1
             tracker.finished(True)
         return _result(outcomes, computed)
@@ -386,7 +385,7 @@ class RayExecutor:
         load: Load = load_model,
         progress: Progress | None = None,
         refresh: bool = False,
-        on_stored: Callable[[StoredRun], None] | None = None,
+        on_stored: Callable[[StoredRun], None] = lambda run: None,
     ) -> BatchResult:
         tracker = _Tracker(len(requests), progress)
         outcomes, pending = _look_up(store, requests, refresh, tracker)
@@ -458,8 +457,7 @@ class RayExecutor:
                 elif task.item_range is None:
                     payload = payload_from_wire(answer["payload"])
                     outcomes[item.index] = wiring.store_payload(store, item.request, payload, answer["duration_s"])
-                    if on_stored is not None:
-                        on_stored(outcomes[item.index])
+                    on_stored(outcomes[item.index])
                     computed += 1
                     tracker.finished(True)
                 else:
@@ -469,8 +467,7 @@ class RayExecutor:
                     if len(parts) == task.of:
                         merged = wiring.merge_shard_payloads(item.request, [parts[n] for n in sorted(parts)])
                         outcomes[item.index] = wiring.store_payload(store, item.request, merged, answer["duration_s"])
-                        if on_stored is not None:
-                            on_stored(outcomes[item.index])
+                        on_stored(outcomes[item.index])
                         del shards[item.index]
                         computed += 1
                         tracker.finished(True)

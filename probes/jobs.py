@@ -34,6 +34,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, is_dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 
 from cache import ResultStore, digest_json
@@ -92,20 +93,24 @@ class JobPlan:
         more = f" ({len(revisions)} revisions)" if len(revisions) > 1 else ""
         return f"{specs[0].name}{revision}{more}"
 
+    @cached_property
+    def run_ids(self) -> tuple[str, ...]:
+        """The steps' run ids (keying hashes local model folders: done once per plan)."""
+        return tuple(request.key().run_id() for request in self.steps)
+
     def key(self) -> str:
         """The same work gives the same key, whoever asks and wherever it runs."""
-        return digest_json({"mitigation": self.mitigation is not None,
-                            "runs": [request.key().run_id() for request in self.steps]})  # fmt: skip
+        return digest_json({"mitigation": self.mitigation is not None, "runs": list(self.run_ids)})
 
     def config(self) -> dict:
         """What the job table shows of the work: each step's probe, run id and config."""
         return {
             "executor": f"ray:{self.ray_address}" if self.ray_address else "worker process",
             "steps": [
-                {"probe": request.probe, "run_id": request.key().run_id(),
+                {"probe": request.probe, "run_id": run_id,
                  "revision": request.spec.revision if request.spec else None,
                  "config": asdict(request.config) if is_dataclass(request.config) else str(request.config)}
-                for request in self.steps
+                for request, run_id in zip(self.steps, self.run_ids, strict=True)
             ],
         }  # fmt: skip
 

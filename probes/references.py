@@ -184,14 +184,19 @@ def _bands(path: Path, where: str, raw: object) -> dict[str, tuple[float, float]
     return bands
 
 
-def _reference(path: Path, index: int, raw: object, citations: dict[str, Citation]) -> Reference:
-    where = f"references[{index}]"
+def _checked_entry(path: Path, where: str, raw: object, allowed: set[str]) -> str:
+    """An entry must be an object of known keys; returns where it is, named by its id when it has one."""
     if not isinstance(raw, dict):
         _fail(path, where, "must be an object")
     if isinstance(raw.get("id"), str):
         where += f" ({raw['id']})"
-    if unknown := set(raw) - REFERENCE_KEYS:
+    if unknown := set(raw) - allowed:
         _fail(path, where, f"has unknown keys {sorted(unknown)}")
+    return where
+
+
+def _reference(path: Path, index: int, raw: object, citations: dict[str, Citation]) -> Reference:
+    where = _checked_entry(path, f"references[{index}]", raw, REFERENCE_KEYS)
     values = _values(path, f"{where}.values", raw.get("values", {}))
     points = _points(path, f"{where}.points", raw.get("points", {}))
     bands = _bands(path, f"{where}.bands", raw.get("bands", {}))
@@ -220,13 +225,7 @@ def _layer_rule(path: Path, where: str, raw: object) -> LayerRule:
 
 
 def _preset(path: Path, page: str, index: int, raw: object, citations: dict[str, Citation]) -> Preset:
-    where = f"presets[{page!r}][{index}]"
-    if not isinstance(raw, dict):
-        _fail(path, where, "must be an object")
-    if isinstance(raw.get("id"), str):
-        where += f" ({raw['id']})"
-    if unknown := set(raw) - PRESET_KEYS:
-        _fail(path, where, f"has unknown keys {sorted(unknown)}")
+    where = _checked_entry(path, f"presets[{page!r}][{index}]", raw, PRESET_KEYS)
     widgets = raw.get("widgets")
     if not isinstance(widgets, dict) or not widgets:
         _fail(path, f"{where}.widgets", "must map widget keys to values")

@@ -232,16 +232,10 @@ def compute_shard_payload(
     request: Request, item_range: tuple[int, int], load: Callable[[ModelSpec], object] = load_model
 ) -> tuple[Payload, float]:
     """One shard of a splittable request (what a Ray worker runs for it) -> (its payload, seconds)."""
-    entry = request.entry
     started = time.perf_counter()
-    model = load(request.spec)
-    placement = describe(request.spec)
-    label = request.identity()["model_id"]
-    report = lambda fraction, message="": None  # noqa: E731 - a shard's progress is its task's completion
-    with exclusive(model):
-        context = Context(model, request.config, request.inputs, report, None, label, request.spec)
-        part = entry.compute_shard(context, item_range)
-    return payload_from(part, placement["device"], placement["dtype"]), time.perf_counter() - started
+    shard = request.entry.compute_shard
+    payload = _compute(request, "", load, lambda fraction, message="": None, None, lambda c: shard(c, item_range))
+    return payload, time.perf_counter() - started
 
 
 def merge_shard_payloads(request: Request, parts: list[Payload]) -> Payload:
@@ -256,20 +250,23 @@ def store_payload(store: ResultStore, request: Request | RunKey, payload: Payloa
     return store.put(key, payload, duration_s=duration_s)
 
 
-def _compute(request: Request, run_id: str, load, progress: Progress, on_record: OnRecord | None):
+def _compute(request: Request, run_id: str, load, progress: Progress, on_record: OnRecord | None, compute=None):
+    """The request's payload, its model loaded and held exclusively where it needs one; `compute(context)` is the
+    probe's own computation unless given (a shard of it)."""
     entry = request.entry
+    compute = compute or entry.compute
     label = request.identity()["model_id"]
     if request.spec is None:
         context = Context(None, request.config, request.inputs, progress, on_record, label, None, run_id)
-        return payload_from(entry.compute(context), *entry.placement)
+        return payload_from(compute(context), *entry.placement)
     placement = describe(request.spec)
     if entry.trains_copy:
         context = Context(None, request.config, request.inputs, progress, on_record, label, request.spec, run_id)
-        return payload_from(entry.compute(context), placement["device"], placement["dtype"])
+        return payload_from(compute(context), placement["device"], placement["dtype"])
     model = load(request.spec)
     with exclusive(model):  # another session's hooks never meet this run's forward passes
         context = Context(model, request.config, request.inputs, progress, on_record, label, request.spec, run_id)
-        result = entry.compute(context)
+        result = compute(context)
     return payload_from(result, placement["device"], placement["dtype"])
 
 

@@ -15,12 +15,11 @@ from pages.common import (
     request_for,
     run_caption,
 )
-from pages.poisoned_tabs.inputs import SCORING_HELP, SCORING_LABELS, describe_testbed, show_coverage_warnings
+from pages.poisoned_tabs.inputs import describe_testbed, scoring_select, show_coverage_warnings
 from pages.poisoned_tabs.steered import NO_VECTOR, steer_settings, steered_curves
 from probes.figures.poisoned import STRENGTH_LABELS, curve_figure, logodds_figure, overweight_figure
 from probes.poisoned import NAME, CurveConfig, Testbed
 from probes.poisoned.contexts import POSITIONS
-from probes.poisoned.scoring import SCORINGS
 from probes.wiring import result_of
 
 BACKGROUND_KEY = "poisoned-background"
@@ -51,10 +50,7 @@ def curve_settings(testbed: Testbed) -> tuple[CurveConfig, bool, tuple[str, str]
         )
         with st.expander("More settings"):
             tags = st.checkbox("Source tags (From …)", True, key="poisoned-tags")
-            scoring = st.selectbox(
-                "Answer scoring", SCORINGS, SCORINGS.index(defaults.scoring), format_func=SCORING_LABELS.get,
-                key="poisoned-scoring", help=SCORING_HELP,
-            )  # fmt: skip
+            scoring = scoring_select(st, "poisoned-scoring", defaults.scoring)
             chat_template = chat_template_select(st, "poisoned-chat-template")
             bootstrap = st.number_input("Bootstrap resamples", 0, 2000, defaults.n_bootstrap, key="poisoned-bootstrap")
             generated = st.number_input("Generated example answers", 0, 12, 0, key="poisoned-generated")

@@ -5,11 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from pages.common import cached_run, chat_template_select, export_buttons, run_caption, show_error
-from pages.poisoned_tabs.inputs import SCORING_HELP, SCORING_LABELS, show_coverage_warnings
+from pages.poisoned_tabs.inputs import scoring_select, show_coverage_warnings
 from probes.figures.poisoned import attribution_figure
 from probes.poisoned import EXPLORE_NAME, ExploreConfig, ExploreInput, Testbed, TestbedError
 from probes.poisoned.contexts import POSITIONS
-from probes.poisoned.scoring import SCORINGS
 from probes.poisoned.testbed import decode_upload
 from probes.wiring import result_of
 
@@ -64,10 +63,7 @@ def explore_inputs(testbed: Testbed | None) -> tuple[ExploreInput, ExploreConfig
     n_bad = left.slider("Inappropriate segments mixed in", 0, 20, 2, key="poisoned-x-n-bad")
     position = middle.selectbox("Where", POSITIONS, key="poisoned-x-position")
     generate = right.checkbox("Generate an answer", True, key="poisoned-x-generate")
-    scoring = right.selectbox(
-        "Answer scoring", SCORINGS, SCORINGS.index(ExploreConfig.scoring), format_func=SCORING_LABELS.get,
-        key="poisoned-x-scoring", help=SCORING_HELP,
-    )  # fmt: skip
+    scoring = scoring_select(right, "poisoned-x-scoring", ExploreConfig.scoring)
     chat_template = chat_template_select(middle, "poisoned-x-chat-template")
     submitted = st.button("Score this context", key="poisoned-x-run")
     data = ExploreInput(question.strip(), lines(context), lines(bad), lines(answers))

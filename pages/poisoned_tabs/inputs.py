@@ -8,6 +8,7 @@ import streamlit as st
 from pages.common import current_spec, show_error
 from probes.models import ModelLoadError
 from probes.poisoned import Testbed, TestbedError, load_testbed
+from probes.poisoned.scoring import SCORINGS
 from probes.poisoned.testbed import (
     CSV_COLUMNS,
     EMBEDDED_TESTBED,
@@ -30,6 +31,14 @@ SCORING_HELP = (
     "between length gap and log-odds); 'calibrated' subtracts the answer's log-prob after the content-free prompt "
     "'N/A' (Holtzman et al. 2021, Zhao et al. 2021), so it compares what the context adds."
 )
+
+
+def scoring_select(container, key: str, default: str) -> str:
+    """The "Answer scoring" choice (sum, mean, calibrated) of the curve and explore settings."""
+    return container.selectbox("Answer scoring", SCORINGS, SCORINGS.index(default), format_func=SCORING_LABELS.get,
+                               key=key, help=SCORING_HELP)  # fmt: skip
+
+
 FORMAT_HELP = f"""
 **Public testbed schema (.json)**: a list of objects with `Question`, `Generated Information` (appropriate
 sentences), `Input` (the inappropriate claim), `Synonym Sentence` (paraphrases of the claim) and `Simple Answer`
